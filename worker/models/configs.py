@@ -9,6 +9,7 @@ as its published checkpoints are.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from transformers import (
     DeiTConfig,
@@ -53,7 +54,7 @@ def random_model(
 ) -> tuple[PreTrainedModel, tuple[float, ...], tuple[float, ...]]:
     """Return (model with random weights, image mean, image std) for a family and size."""
     s = SIZES[size]
-    common = {
+    common: dict[str, Any] = {
         "hidden_size": s.hidden,
         "num_hidden_layers": s.layers,
         "num_attention_heads": s.heads,

@@ -176,7 +176,7 @@ def intervene(
                 scale=None if attn_scale is None else attn_scale.get(layer),
             )
             setattr(module, HOOK_ATTR, hook)
-            removers.append(lambda m=module: delattr(m, HOOK_ATTR))
+            removers.append(_deleter(module, HOOK_ATTR))
         removers += _record_blocks(parts, rec, _layer_set(record_residuals, n_layers), set(record_outputs))
         if start is not None:
             removers += _resume_at(parts, *start)
@@ -236,5 +236,10 @@ def _resume_at(parts: ModelParts, layer: int, hidden: torch.Tensor) -> list[Call
 
     overridden = [(parts.embeddings, emit)] + [(block, passthrough) for block in parts.blocks[:layer]]
     for module, fn in overridden:
-        module.forward = fn  # type: ignore[method-assign]
-    return [lambda m=module: delattr(m, "forward") for module, _ in overridden]
+        module.forward = fn
+    return [_deleter(module, "forward") for module, _ in overridden]
+
+
+def _deleter(module: nn.Module, attr: str) -> Callable[[], None]:
+    """A callable that removes an instance attribute we set on `module`."""
+    return lambda: delattr(module, attr)

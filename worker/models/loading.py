@@ -75,7 +75,8 @@ class LoadedModel:
 
     def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> LoadedModel:
         """Move the weights in place; return self."""
-        self.model.to(device=device, dtype=dtype)
+        module: nn.Module = self.model
+        module.to(device=device, dtype=dtype)
         return self
 
     def layout_for(self, image_size: tuple[int, int]) -> TokenLayout:
@@ -151,9 +152,11 @@ def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu") -> Loa
         model = _load_pretrained(source)
         mean, std = _normalization(source, model)
     model.set_attn_implementation(ATTN_IMPLEMENTATION)
-    model.eval().to(device)
-    labels = [str(model.config.id2label[i]) for i in range(len(model.config.id2label))]
-    parts, layout = _probe(model, mean, std)
+    module: nn.Module = model
+    module.eval().to(device)
+    id2label: dict[Any, str] = dict(model.config.id2label or {})
+    labels = [str(id2label[i]) for i in range(len(id2label))]
+    parts, layout = _probe(model)
     return LoadedModel(parsed.name, model, mean, std, labels, layout, parts)
 
 
@@ -215,9 +218,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _probe(
-    model: PreTrainedModel, mean: tuple[float, ...], std: tuple[float, ...]
-) -> tuple[ModelParts, TokenLayout]:
+def _probe(model: PreTrainedModel) -> tuple[ModelParts, TokenLayout]:
     """Run one blank image through the model and read off its parts and token layout."""
     config = model.config
     size = _native_size(config)

@@ -53,7 +53,7 @@ def test_sink_receives_each_layer_instead_of_storage():
     seen = []
     with (
         torch.no_grad(),
-        intervene(lm.parts, capture=True, sink=lambda l, p: seen.append((l, p.sum(-1)))) as rec,
+        intervene(lm.parts, capture=True, sink=lambda layer, p: seen.append((layer, p.sum(-1)))) as rec,
     ):
         lm.forward(pixels(lm))
     assert [layer for layer, _ in seen] == [0, 1]

@@ -47,7 +47,7 @@ def test_unknown_hub_id_gives_one_clear_error():
 
 def test_folder_without_weights_is_refused(tmp_path):
     micro("vit").model.config.save_pretrained(tmp_path)
-    with pytest.raises(UserError, match="no model.safetensors"):
+    with pytest.raises(UserError, match=r"no model\.safetensors"):
         load_model(str(tmp_path))
 
 
