@@ -1,14 +1,16 @@
-"""Dataset specs (torch-free): `synthscenes:N[:seed=S]` and `synthsearch:N[:seed=S][:layout=L]`."""
+"""Dataset specs (torch-free): the one place that reads `synthscenes:N[:seed=S]` and
+`synthsearch:N[:seed=S][:layout=grid:RxC|free:N]`."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from vitscope.errors import UserError
 
 MAX_IMAGES = 100_000
-_LAYOUT = re.compile(r"^(grid:\d+x\d+|free:\d+)$")
+DEFAULT_LAYOUT = "grid:6x14"
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,7 @@ class DatasetSpec:
     name: str
     n: int
     seed: int = 0
-    layout: str = "grid:6x14"
+    layout: str = DEFAULT_LAYOUT
 
     def __str__(self) -> str:
         text = f"{self.name}:{self.n}:seed={self.seed}"
@@ -26,31 +28,88 @@ class DatasetSpec:
 
 
 def parse_dataset_spec(text: str) -> DatasetSpec:
-    """Parse `synthscenes:N[:seed=S]` or `synthsearch:N[:seed=S][:layout=grid:RxC|free:N]`."""
-    name, _, rest = text.strip().partition(":")
-    if name not in ("synthscenes", "synthsearch"):
-        raise UserError(f"unknown dataset {text!r}: use synthscenes:N[:seed=S] or synthsearch:N[:seed=S]")
-    count, *options = rest.split(":", 1)
-    if not count.isdigit() or not 0 < int(count) <= MAX_IMAGES:
-        raise UserError(f"dataset {text!r}: N must be a whole number from 1 to {MAX_IMAGES}")
-    seed, layout = 0, "grid:6x14"
-    for key, value in _options(options[0] if options else "", text):
-        if key == "seed" and value.isdigit():
-            seed = int(value)
-        elif key == "layout" and name == "synthsearch" and _LAYOUT.match(value):
-            layout = value
-        else:
-            raise UserError(f"dataset {text!r}: bad option {key}={value!r}")
-    return DatasetSpec(name, int(count), seed, layout)
+    """Parse either built-in dataset spec into a normalized `DatasetSpec`; raise UserError naming the bad part."""
+    name = text.strip().split(":", 1)[0]
+    if name == "synthsearch":
+        n, seed, layout = parse_search_spec(text)
+        return DatasetSpec(name, n, seed, layout)
+    if name != "synthscenes":
+        raise UserError(
+            f"unknown dataset {text!r}: use synthscenes:N[:seed=S] (labelled images) "
+            "or synthsearch:N[:seed=S][:layout=grid:RxC] (search scenes)"
+        )
+    n, seed = parse_synth_spec(text)
+    return DatasetSpec(name, n, seed)
 
 
-def _options(text: str, spec: str) -> list[tuple[str, str]]:
-    # layout values contain ':' (grid:6x14), so split on ':' only before 'key='
-    parts = re.split(r":(?=\w+=)", text) if text else []
-    out = []
-    for part in parts:
-        key, eq, value = part.partition("=")
-        if not eq:
-            raise UserError(f"dataset {spec!r}: expected key=value, got {part!r}")
-        out.append((key, value))
-    return out
+class Layout(NamedTuple):
+    """A parsed search layout: kind "grid" (rows x cols cells) or "free" (n_objects anywhere)."""
+
+    kind: str
+    rows: int
+    cols: int
+    n_objects: int
+
+
+def parse_layout(layout: str) -> Layout:
+    """Parse `grid:RxC` or `free:N`; returns a `Layout`, raising UserError naming the bad part."""
+    grid = re.fullmatch(r"grid:([0-9]+)x([0-9]+)", layout)
+    if grid and int(grid[1]) >= 1 and int(grid[2]) >= 1:
+        rows, cols = int(grid[1]), int(grid[2])
+        return Layout("grid", rows, cols, rows * cols)
+    free = re.fullmatch(r"free:([0-9]+)", layout)
+    if free and int(free[1]) >= 1:
+        return Layout("free", 0, 0, int(free[1]))
+    raise UserError(
+        f"layout {layout!r} is not 'grid:RxC' or 'free:N' with R, C, N >= 1 (e.g. grid:6x14 or free:12)"
+    )
+
+
+def _spec_int(text: str, what: str, spec: str, minimum: int) -> int:
+    """`text` as an int >= minimum (ASCII digits only), else UserError naming it."""
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < minimum:
+        raise UserError(f"dataset spec {spec!r}: {what} {text!r} is not an integer >= {minimum}")
+    return int(text)
+
+
+def _spec_head(spec: str, name: str, usage: str) -> tuple[int, list[str]]:
+    """Check the `name:N` head of a spec; returns N and the remaining ':'-separated parts."""
+    parts = spec.strip().split(":")
+    if parts[0] != name:
+        raise UserError(f"dataset spec {spec!r} does not start with '{name}:' (expected {usage})")
+    if len(parts) < 2 or not parts[1]:
+        raise UserError(f"dataset spec {spec!r} is missing the count N (expected {usage})")
+    n = _spec_int(parts[1], "count N", spec, 1)
+    if n > MAX_IMAGES:
+        raise UserError(f"dataset spec {spec!r}: at most {MAX_IMAGES} items")
+    return n, parts[2:]
+
+
+def parse_synth_spec(spec: str) -> tuple[int, int]:
+    """Parse `synthscenes:N[:seed=S]`; returns (N, seed), raising UserError naming the bad part."""
+    usage = "synthscenes:N[:seed=S], e.g. synthscenes:500:seed=1"
+    n, rest = _spec_head(spec, "synthscenes", usage)
+    if len(rest) > 1 or (rest and not rest[0].startswith("seed=")):
+        raise UserError(f"dataset spec {spec!r}: unexpected part {':'.join(rest)!r} (expected {usage})")
+    seed = _spec_int(rest[0][len("seed=") :], "seed", spec, 0) if rest else 0
+    return n, seed
+
+
+def parse_search_spec(spec: str) -> tuple[int, int, str]:
+    """Parse `synthsearch:N[:seed=S][:layout=L]` (L as in `parse_layout`); returns (N, seed, layout)."""
+    usage = "synthsearch:N[:seed=S][:layout=grid:RxC|free:N], e.g. synthsearch:100:seed=0:layout=grid:6x14"
+    n, rest = _spec_head(spec, "synthsearch", usage)
+    found: dict[str, str] = {}
+    while rest:
+        part = rest.pop(0)
+        key = part.split("=", 1)[0]
+        if key not in ("seed", "layout") or "=" not in part:
+            raise UserError(f"dataset spec {spec!r}: unexpected part {part!r} (expected {usage})")
+        if key in found:
+            raise UserError(f"dataset spec {spec!r}: {key} is given twice")
+        # a layout value has its own colon ("grid:6x14"), so it takes the next part with it
+        found[key] = part[len(key) + 1 :] + (":" + rest.pop(0) if key == "layout" and rest else "")
+    seed = _spec_int(found["seed"], "seed", spec, 0) if "seed" in found else 0
+    layout = found.get("layout", DEFAULT_LAYOUT)
+    parse_layout(layout)
+    return n, seed, layout
