@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 from vitscope.errors import UserError
 from vitscope.specs import ModelSpec, parse_model_spec
@@ -168,6 +169,7 @@ def default_labels() -> list[str]:
 
 
 def _load_pretrained(source: str) -> PreTrainedModel:
+    hf_logging.disable_progress_bar()  # the CLI and the worker report their own progress
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError) as exc:

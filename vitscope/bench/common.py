@@ -1,0 +1,59 @@
+"""What every benchmark shares: the environment record and a fair timer.
+
+Timing follows the usual GPU method: warm-up runs first (compilation, caches, allocator),
+then several repeats with the device synchronized around each, reporting the median.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Device name, library versions and date, recorded next to every figure."""
+    import torch
+    import transformers
+
+    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or "cpu"
+    return {
+        "device": device,
+        "device_name": name,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
+        "cpu_threads": torch.get_num_threads(),
+    }
+
+
+def timed(fn: Callable[[], Any], device: str, warmup: int = 2, repeats: int = 5) -> float:
+    """Median seconds of `fn()` over `repeats` runs after `warmup` runs, device-synchronized."""
+    import torch
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def emit(record: dict[str, Any]) -> None:
+    """Print one JSON line to stdout (the benchmark's output format)."""
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
