@@ -10,6 +10,7 @@ from vitscope.params.base import Params
 class AttentionProfileParams(Params):
     """Attention strength by Chebyshev ring, entropy, distance and sink share, streamed."""
 
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    batch_size: int = Field(32, ge=1, le=4096)
-    entropy_bins: int = Field(30, ge=5, le=200)
+    dtype: Literal["float32", "bfloat16"] = Field(
+        default="float32", description="precision of the forward passes"
+    )
+    batch_size: int = Field(default=32, ge=1, le=4096, description="images per forward pass")

@@ -96,10 +96,10 @@ def _lr_at(step: int, recipe: DemoRecipe) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, n: int, seed: int, device: torch.device, batch_size: int = 250) -> float:
+def evaluate(model: ViTForImageClassification, n: int, seed: int, device: torch.device, batch_size: int = 250) -> float:
     """Top-1 accuracy of `model` on `synthscenes:n:seed=seed` at the model's input size."""
     model.eval()
-    image = model.config.image_size
+    image = int(model.config.image_size)
     correct = 0
     for images, labels, _boxes in SynthScenes(n, seed=seed, image_size=image).batches(batch_size):
         x = _normalize(torch.from_numpy(images).permute(0, 3, 1, 2).to(device))
@@ -113,7 +113,9 @@ def evaluate(model: nn.Module, n: int, seed: int, device: torch.device, batch_si
 def train(recipe: DemoRecipe, out: Path, device: str = "cuda", workers: int = 8) -> dict[str, float]:
     """Train, evaluate and save the demo model to `out`; returns the final metrics."""
     dev = torch.device(device)
-    model = build_model(recipe).to(dev).train()
+    model = build_model(recipe)
+    module: nn.Module = model
+    module.to(dev).train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -172,7 +174,8 @@ def train(recipe: DemoRecipe, out: Path, device: str = "cuda", workers: int = 8)
 def save(model: ViTForImageClassification, out: Path, recipe: DemoRecipe, metrics: dict[str, float]) -> None:
     """Write the model in Hugging Face format (safetensors) with its processor config and recipe."""
     out.mkdir(parents=True, exist_ok=True)
-    model = model.to("cpu", dtype=torch.float32)
+    module: nn.Module = model
+    module.to("cpu", dtype=torch.float32)
     model.save_pretrained(out, safe_serialization=True)
     size = {"height": recipe.image, "width": recipe.image}
     ViTImageProcessorPil(size=size, image_mean=list(MEAN), image_std=list(STD)).save_pretrained(out)
