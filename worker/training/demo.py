@@ -99,7 +99,7 @@ def _lr_at(step: int, recipe: DemoRecipe) -> float:
 def evaluate(model: ViTForImageClassification, n: int, seed: int, device: torch.device, batch_size: int = 250) -> float:
     """Top-1 accuracy of `model` on `synthscenes:n:seed=seed` at the model's input size."""
     model.eval()
-    image = int(model.config.image_size)
+    image: int = model.config.image_size  # type: ignore[assignment]  # the demo config uses one int
     correct = 0
     for images, labels, _boxes in SynthScenes(n, seed=seed, image_size=image).batches(batch_size):
         x = _normalize(torch.from_numpy(images).permute(0, 3, 1, 2).to(device))
