@@ -1,0 +1,63 @@
+"""What routes depend on, as `Annotated[..., Depends(...)]` aliases.
+
+Routes take `SettingsDep`, `StoreDep`, `QueueDep` and `ResultCacheDep`; tests swap the settings
+with `app.dependency_overrides[get_settings] = lambda: Settings(...)` and the store, the queue
+and the cache follow. Connections are built once per (URL, ...) and reused across requests.
+The dependencies are `async` because they do no I/O: FastAPI would run plain functions in
+its thread pool, one hop per dependency per request.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from backend import settings as settings_module
+from backend.cache import ResultCache
+from backend.queue import JobQueue
+from backend.settings import Settings
+from worker.store import Store
+
+
+async def get_settings() -> Settings:
+    """Return the process's settings (the override point for tests)."""
+    return settings_module.get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+@cache
+def _store(redis_url: str, tensor_ttl_s: int) -> Store:
+    return Store.from_url(redis_url, tensor_ttl_s)
+
+
+async def get_store(settings: SettingsDep) -> Store:
+    """Return the Redis store named by the settings."""
+    return _store(settings.redis_url, settings.tensor_ttl_s)
+
+
+@cache
+def _queue(redis_url: str, queue: str, ping_timeout_s: float, cache_s: float) -> JobQueue:
+    return JobQueue(redis_url, queue, ping_timeout_s, cache_s)
+
+
+async def get_queue(settings: SettingsDep) -> JobQueue:
+    """Return the job queue named by the settings."""
+    return _queue(settings.redis_url, settings.queue, settings.worker_ping_timeout_s, settings.health_cache_s)
+
+
+async def get_result_cache(request: Request, settings: SettingsDep) -> ResultCache:
+    """Return this app's cache of rendered results (one per app, made on first use)."""
+    state = request.app.state
+    if getattr(state, "result_cache", None) is None:
+        state.result_cache = ResultCache(settings.result_cache_bytes)
+    cache_: ResultCache = state.result_cache
+    return cache_
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+ResultCacheDep = Annotated[ResultCache, Depends(get_result_cache)]

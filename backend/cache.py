@@ -1,0 +1,56 @@
+"""Rendered results kept in the API process, so a popular result costs no Redis read and no encoding.
+
+Safe because a result never changes under its name: a job id is the hash of its spec, and
+each cached body carries the content hash of the tensor it was rendered from (its ETag).
+Bounded by the total size of the bodies, least recently used first out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from worker.store import ResultRef
+
+
+@dataclass
+class Rendered:
+    """One result as served: body bytes, media type, ETag, and the tensor it came from."""
+
+    body: bytes
+    media_type: str
+    etag: str
+    ref: ResultRef
+    touched: float = field(default_factory=time.monotonic)
+
+
+class ResultCache:
+    """An LRU of `Rendered` results keyed by (job id, name, format), at most `max_bytes` of bodies."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, str, str], Rendered] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> Rendered | None:
+        """Return the cached result, or None."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: tuple[str, str, str], item: Rendered) -> None:
+        """Cache `item` unless it alone exceeds the budget; drop the least recently used beyond it."""
+        if len(item.body) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            self._bytes += len(item.body) - (len(old.body) if old else 0)
+            self._items[key] = item
+            while self._bytes > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped.body)

@@ -1,0 +1,33 @@
+"""`POST /archives`: an ImageFolder zip checked and stored; anything else refused, nothing stored."""
+
+import hashlib
+
+from tests.utils.uploads import image_bytes, image_folder_zip, zip_of
+
+
+def upload(client, data):
+    return client.post("/api/v1/archives", files={"file": ("set.zip", data, "application/zip")})
+
+
+def test_zip_with_class_folders_is_stored_by_its_hash(client, redis):
+    data = image_folder_zip({"circle": 2, "star": 2})
+    response = upload(client, data)
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": hashlib.sha256(data).hexdigest(),
+        "images": 4,
+        "classes": ["circle", "star"],
+    }
+    assert redis.dbsize() == 1
+
+
+def test_not_a_zip_is_refused_and_nothing_is_stored(client, redis):
+    response = upload(client, image_bytes())
+    assert response.status_code == 415 and "not a zip" in response.json()["error"]["message"]
+    assert redis.dbsize() == 0
+
+
+def test_zip_without_class_folders_is_refused(client, redis):
+    response = upload(client, zip_of({"a.png": image_bytes(), "notes.txt": b"hi"}))
+    assert response.status_code == 422 and "class folders" in response.json()["error"]["message"]
+    assert redis.dbsize() == 0

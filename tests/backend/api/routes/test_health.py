@@ -1,0 +1,20 @@
+"""`GET /health`: Redis reachability and the live worker count."""
+
+from fastapi.testclient import TestClient
+
+from backend.api.deps import get_settings
+from backend.api.main import create_app
+from backend.settings import Settings
+from vitscope.stack import free_port
+
+
+def test_health_reports_redis_and_no_workers_as_degraded(client):
+    body = client.get("/api/v1/health").json()
+    assert body == {"status": "degraded", "redis": True, "workers": 0}
+
+
+def test_health_reports_an_unreachable_redis():
+    app = create_app()
+    app.dependency_overrides[get_settings] = lambda: Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    body = TestClient(app).get("/api/v1/health").json()
+    assert body["redis"] is False and body["status"] == "degraded"

@@ -1,0 +1,195 @@
+"""`POST /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/results/{name}` against a real Redis (no worker).
+
+A worker's outcome is written with the same `Store` calls the worker makes.
+"""
+
+import io
+
+import numpy as np
+import pytest
+
+from tests.utils.uploads import image_bytes
+from worker.store import Store
+
+JOB = {"kind": "eigencam", "model": "random:vit-micro", "inputs": {"dataset": "synthscenes:2"}}
+
+
+@pytest.fixture
+def store(settings):
+    return Store.from_url(settings.redis_url, settings.tensor_ttl_s)
+
+
+def queued(redis, settings):
+    """Messages waiting in the test's Celery queue."""
+    return redis.llen(settings.queue)
+
+
+def finish(store, job_id, arrays, summary):
+    store.start(job_id, "test/1")
+    store.finish(job_id, store.put_results(arrays, summary))
+
+
+def test_post_job_returns_202_with_the_record_and_enqueues_it(client, redis, settings):
+    response = client.post("/api/v1/jobs", json=JOB)
+    assert response.status_code == 202
+    job = response.json()
+    assert job["status"] == "queued" and job["progress"] == 0 and job["results"] == []
+    assert job["params"]["batch_size"] == 32  # defaults filled in
+    assert job["dashboard_url"] == f"http://dash.test/cam?job={job['id']}"
+    assert response.headers["location"] == f"/api/v1/jobs/{job['id']}"
+    assert queued(redis, settings) == 1
+
+
+def test_the_same_request_gets_the_same_id_and_is_enqueued_once(client, redis, settings):
+    first = client.post("/api/v1/jobs", json=JOB).json()
+    second = client.post("/api/v1/jobs", json={**JOB, "params": {"batch_size": 32}}).json()
+    assert first["id"] == second["id"] and second["created"] == first["created"]
+    assert queued(redis, settings) == 1
+
+
+def test_a_failed_job_may_be_resubmitted(client, redis, settings, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    store.fail(job_id, "the model exploded")
+    assert client.get(f"/api/v1/jobs/{job_id}").json()["error"] == "the model exploded"
+    assert client.post("/api/v1/jobs", json=JOB).json()["status"] == "queued"
+    assert queued(redis, settings) == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "loc", "named"),
+    [
+        ({"model": "random:vit-gigantic"}, ["model"], "random:vit-gigantic"),
+        ({"kind": "mind-reading"}, ["kind"], "mind-reading"),
+        ({"params": {"wibble": 3}}, ["params", "wibble"], "wibble"),
+        ({"inputs": {"dataset": "imagenet:5"}}, ["inputs", "dataset"], "imagenet:5"),
+    ],
+    ids=["model", "kind", "parameter", "dataset"],
+)
+def test_bad_job_is_a_422_naming_the_problem(client, redis, change, loc, named):
+    response = client.post("/api/v1/jobs", json={**JOB, **change})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert named in error["message"]
+    assert any(p["loc"] == loc and named in p["msg"] for p in error["problems"])
+    assert redis.dbsize() == 0
+
+
+def test_job_on_images_never_uploaded_is_a_422_naming_the_missing_id(client, redis):
+    uploaded = client.post("/api/v1/images", files={"file": ("a.png", image_bytes(), "image/png")}).json()[
+        "id"
+    ]
+    missing = "f" * 64
+    response = client.post("/api/v1/jobs", json={**JOB, "inputs": {"images": [uploaded, missing]}})
+    assert response.status_code == 422
+    [problem] = response.json()["error"]["problems"]
+    assert problem["loc"] == ["inputs", "images", 1] and missing in problem["msg"]
+    assert redis.dbsize() == 1  # the upload only
+
+
+def test_job_body_that_is_not_json_is_a_422(client):
+    response = client.post("/api/v1/jobs", content=b"{nope", headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["error"]["status"] == 422
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        ("head-importance", "/heads?hi="),
+        ("attention-profile", "/heads?ap="),
+        ("attention-patterns", "/heads?pat="),
+    ],
+)
+def test_dashboard_url_follows_the_kind(client, kind, path):
+    job = client.post("/api/v1/jobs", json={**JOB, "kind": kind}).json()
+    assert job["dashboard_url"] == f"http://dash.test{path}{job['id']}"
+
+
+def test_unknown_job_is_a_404_saying_how_to_compute_it(client):
+    for url in ("/api/v1/jobs/abc", "/api/v1/jobs/abc/results/cam"):
+        response = client.get(url)
+        assert response.status_code == 404 and "POST /api/v1/jobs" in response.json()["error"]["message"]
+
+
+def test_results_of_an_unfinished_job_are_a_409_to_retry(client, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    store.start(job_id, "test/1")
+    store.set_progress(job_id, 0.25, "Eigen-CAM: 1/4 images")
+    response = client.get(f"/api/v1/jobs/{job_id}/results/cam")
+    assert response.status_code == 409 and "25%" in response.json()["error"]["message"]
+    assert response.headers["retry-after"]
+
+
+def test_done_job_serves_arrays_as_json_and_npy_and_the_summary_as_an_object(client, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    cam = np.arange(6, dtype=np.float32).reshape(1, 2, 3) / 10
+    finish(
+        store,
+        job_id,
+        {"cam": cam, "top5_idx": np.arange(5)[None]},
+        {"grid": [2, 3], "spearman": float("nan")},
+    )
+    job = client.get(f"/api/v1/jobs/{job_id}").json()
+    assert job["status"] == "done" and job["results"] == ["cam", "summary", "top5_idx"] and job["runs"] == 1
+    body = client.get(f"/api/v1/jobs/{job_id}/results/cam").json()
+    assert body["name"] == "cam" and body["shape"] == [1, 2, 3] and body["dtype"] == "float32"
+    np.testing.assert_allclose(body["data"], cam)
+    raw = client.get(f"/api/v1/jobs/{job_id}/results/cam", params={"format": "npy"})
+    assert raw.headers["content-type"] == "application/octet-stream"
+    np.testing.assert_array_equal(np.load(io.BytesIO(raw.content), allow_pickle=False), cam)
+    assert client.get(f"/api/v1/jobs/{job_id}/results/summary").json() == {"grid": [2, 3], "spearman": None}
+
+
+def test_non_finite_values_become_null(client, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    finish(store, job_id, {"x": np.array([1.0, np.nan, np.inf])}, {})
+    assert client.get(f"/api/v1/jobs/{job_id}/results/x").json()["data"] == [1.0, None, None]
+
+
+def test_unknown_result_name_is_a_404_listing_the_results(client, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    finish(store, job_id, {"cam": np.zeros(2)}, {})
+    response = client.get(f"/api/v1/jobs/{job_id}/results/cam2")
+    assert response.status_code == 404
+    assert (
+        "'cam2'" in response.json()["error"]["message"]
+        and "cam, summary" in response.json()["error"]["message"]
+    )
+
+
+def test_an_unchanged_result_answers_304_to_its_etag(client, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    finish(store, job_id, {"cam": np.zeros(2)}, {})
+    etag = client.get(f"/api/v1/jobs/{job_id}/results/cam").headers["etag"]
+    again = client.get(f"/api/v1/jobs/{job_id}/results/cam", headers={"if-none-match": etag})
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_evicted_results_requeue_the_job_and_answer_202_retry(client, redis, settings, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    redis.delete(settings.queue)  # as if a worker took it
+    finish(store, job_id, {"cam": np.zeros(2)}, {})
+    redis.delete(store.job(job_id).results["cam"].key)  # what volatile-lru does under memory pressure
+    response = client.get(f"/api/v1/jobs/{job_id}/results/cam")
+    assert response.status_code == 202 and "recomputing, retry" in response.json()["message"]
+    assert response.json()["status"] == "queued" and queued(redis, settings) == 1
+    second = client.get(f"/api/v1/jobs/{job_id}/results/cam")
+    assert second.status_code == 409 and queued(redis, settings) == 1  # requeued once
+
+
+def test_job_status_notices_evicted_results_too(client, redis, settings, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    redis.delete(settings.queue)
+    finish(store, job_id, {"cam": np.zeros(2)}, {"a": 1})
+    redis.delete(store.job(job_id).results["summary"].key)
+    job = client.get(f"/api/v1/jobs/{job_id}").json()
+    assert job["status"] == "queued" and job["results"] == [] and queued(redis, settings) == 1
+
+
+def test_records_and_uploads_are_kept_without_ttl_while_results_expire(client, redis, store):
+    image_id = client.post("/api/v1/images", files={"file": ("a.png", image_bytes(), "image/png")}).json()[
+        "id"
+    ]
+    job_id = client.post("/api/v1/jobs", json={**JOB, "inputs": {"images": [image_id]}}).json()["id"]
+    finish(store, job_id, {"cam": np.zeros(2)}, {})
+    assert redis.ttl(f"vitscope:job:{job_id}") == -1 and redis.ttl(f"vitscope:blob:{image_id}") == -1
+    assert redis.ttl(store.job(job_id).results["cam"].key) > 0

