@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from backend.errors import ApiError
+from vitscope.archives import MAX_ZIP_MEMBERS, class_of, image_members
 
 CONTENT_TYPES = {
     "PNG": "image/png",
@@ -28,8 +29,6 @@ CONTENT_TYPES = {
 }
 """Accepted formats (PIL names) and their content types."""
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-MAX_ZIP_MEMBERS = 20_000
 _ACCEPTED = "PNG, JPEG, WebP, BMP, GIF or TIFF"
 
 
@@ -105,20 +104,8 @@ def inspect_archive(data: bytes, max_pixels: int, max_member_bytes: int) -> Arch
             raise ApiError(413, f"the zip has {len(members)} images; at most {MAX_ZIP_MEMBERS} are accepted")
         for member in members:
             _check_member(archive, member, max_pixels, max_member_bytes)
-    classes = sorted({m.filename.strip("/").split("/")[-2] for m in members})
+    classes = sorted({class_of(m) for m in members})
     return ArchiveInfo(len(members), classes)
-
-
-def image_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    """Return the zip's image files that sit in a class folder (the rule `worker.data.inputs` applies)."""
-    return [
-        m
-        for m in archive.infolist()
-        if not m.is_dir()
-        and m.filename.lower().endswith(IMAGE_SUFFIXES)
-        and "__MACOSX" not in m.filename
-        and len(m.filename.strip("/").split("/")) >= 2
-    ]
 
 
 def _check_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, max_pixels: int, max_bytes: int) -> None:

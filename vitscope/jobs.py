@@ -74,7 +74,7 @@ class JobSpec(BaseModel):
     @classmethod
     def _model(cls, value: str) -> str:
         try:
-            return parse_model_spec(value).name
+            return parse_model_spec(value, check_folder=False).name
         except UserError as exc:
             raise ValueError(str(exc)) from exc
 

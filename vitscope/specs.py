@@ -34,8 +34,12 @@ class ModelSpec:
         return self.name
 
 
-def parse_model_spec(text: str) -> ModelSpec:
-    """Parse and normalize a model spec; raise `UserError` naming the problem."""
+def parse_model_spec(text: str, check_folder: bool = True) -> ModelSpec:
+    """Parse and normalize a model spec; raise `UserError` naming the problem.
+
+    `check_folder=False` accepts a folder that does not exist here: the API host validates
+    specs for workers, whose folders it may not see.
+    """
     text = text.strip()
     if not text:
         raise UserError("empty model spec: use 'demo', 'random:<family>-<size>', a hub id or a folder")
@@ -45,7 +49,7 @@ def parse_model_spec(text: str) -> ModelSpec:
         return _parse_random(text)
     path = Path(text).expanduser()
     if text.startswith(("/", ".", "~")) or path.is_dir():
-        if not path.is_dir():
+        if check_folder and not path.is_dir():
             raise UserError(f"model folder {text!r} does not exist")
         return ModelSpec("folder", str(path.resolve()))
     if not _HUB_ID.match(text) or text.count("/") > 1:

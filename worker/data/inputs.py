@@ -17,13 +17,12 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from vitscope.archives import MAX_ZIP_MEMBERS, class_of, image_members
 from vitscope.datasets import parse_dataset_spec
 from vitscope.errors import UserError
 from vitscope.jobs import Inputs
 
 MAX_PIXELS = 40_000_000
-MAX_ZIP_MEMBERS = 20_000
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
@@ -116,20 +115,15 @@ def zip_folder_source(data: bytes, class_names: Sequence[str]) -> EncodedSource:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
         raise UserError("the upload is not a zip archive") from exc
-    members = [
-        m for m in archive.infolist() if not m.is_dir() and m.filename.lower().endswith(IMAGE_SUFFIXES)
-    ]
-    members = [
-        m for m in members if "__MACOSX" not in m.filename and len(m.filename.strip("/").split("/")) >= 2
-    ]
+    members = image_members(archive)
     if not members:
         raise UserError("the zip has no images in class folders (expected <class>/<image>.png)")
     if len(members) > MAX_ZIP_MEMBERS:
         raise UserError(f"the zip has {len(members)} images; at most {MAX_ZIP_MEMBERS} are analysed")
     lookup = {name.lower(): i for i, name in enumerate(class_names)}
     labels, names, blobs = [], [], []
-    for member in sorted(members, key=lambda m: m.filename):
-        folder = member.filename.strip("/").split("/")[-2]
+    for member in members:
+        folder = class_of(member)
         if folder.lower() not in lookup:
             raise UserError(
                 f"zip folder {folder!r} is not a class of the model (classes: {', '.join(class_names)})"

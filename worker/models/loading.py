@@ -147,7 +147,9 @@ def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu") -> Loa
     parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
     if parsed.kind == "random":
         assert parsed.family and parsed.size
-        model, mean, std = configs.random_model(parsed.family, parsed.size, default_labels())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(configs.seeded_init(parsed.family, parsed.size))
+            model, mean, std = configs.random_model(parsed.family, parsed.size, default_labels())
     else:
         source = str(DEMO_DIR) if parsed.kind == "demo" else parsed.name
         model = _load_pretrained(source)
