@@ -26,8 +26,11 @@ class EigenCamParams(Params):
         ),
     )
     relu: bool = Field(
-        default=False,
-        description="clip the oriented projection at 0 before min-max scaling, as pytorch-grad-cam does",
+        default=True,
+        description=(
+            "clip the oriented projection at 0 before min-max scaling, as pytorch-grad-cam does; "
+            "false keeps the negative side (min-max of the whole projection)"
+        ),
     )
     gradcam_layer: int | None = Field(
         default=None, description="block whose output Grad-CAM uses; default the layer before the last"
