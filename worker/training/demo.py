@@ -96,7 +96,9 @@ def _lr_at(step: int, recipe: DemoRecipe) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: ViTForImageClassification, n: int, seed: int, device: torch.device, batch_size: int = 250) -> float:
+def evaluate(
+    model: ViTForImageClassification, n: int, seed: int, device: torch.device, batch_size: int = 250
+) -> float:
     """Top-1 accuracy of `model` on `synthscenes:n:seed=seed` at the model's input size."""
     model.eval()
     image: int = model.config.image_size  # type: ignore[assignment]  # the demo config uses one int
