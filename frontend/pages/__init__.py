@@ -1,0 +1,1 @@
+"""One module per dashboard page; each registers itself and rebuilds its view from the URL."""

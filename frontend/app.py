@@ -1,0 +1,169 @@
+"""The Dash app: the shell around the pages (nav bar, copy link, export format, API status).
+
+Pages live in `frontend/pages/`, one module each, registered with `dash.register_page`; each
+page's `layout(**query)` rebuilds the whole view from the URL.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+import dash
+from dash import ALL, Dash, Input, Output, State, callback, clientside_callback, dcc, html
+
+from frontend import ids
+from frontend.api import ApiError, get_client
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+PAGES = ("home", "heads", "head", "cam", "scanpath")
+NAV = (("Home", "/"), ("Heads", "/heads"), ("Head", "/head"), ("CAM", "/cam"), ("Scanpath", "/scanpath"))
+
+
+def create_app() -> Dash:
+    """Build the app (import once per process: pages register their callbacks globally)."""
+    app = Dash(
+        "frontend",
+        use_pages=True,
+        pages_folder="",  # pages are imported as regular modules below (Dash's own loader breaks dataclasses)
+        assets_folder=str(HERE / "assets"),
+        title="vitscope",
+        update_title="",
+        # fetch plotly.js with the app bundle, in parallel with the first layout, not after it
+        eager_loading=True,
+        # page components only exist once their page is shown; their callbacks are checked by tests
+        suppress_callback_exceptions=True,
+    )
+    for page in PAGES:
+        importlib.import_module(f"frontend.pages.{page}")
+    app.layout = shell
+    return app
+
+
+def shell() -> html.Div:
+    """The frame around every page."""
+    return html.Div(
+        [
+            dcc.Store(id=ids.RECENT_JOBS, storage_type="local"),
+            dcc.Interval(id=ids.API_STATUS_INTERVAL, interval=15_000),
+            nav_bar(),
+            html.Main(dash.page_container, className="main"),
+        ],
+        className="app",
+    )
+
+
+def nav_bar() -> html.Header:
+    """Brand, page links, export format, copy link and the API status light."""
+    links = [dcc.Link(name, href=href, className="nav-link", id=f"nav-{name.lower()}") for name, href in NAV]
+    tools = [
+        html.Span(id=ids.API_STATUS, className="api-status"),
+        html.Label(
+            [
+                "Export",
+                dcc.Dropdown(
+                    id=ids.EXPORT_FORMAT,
+                    options=[{"label": "PNG", "value": "png"}, {"label": "SVG", "value": "svg"}],
+                    value="png",
+                    clearable=False,
+                    searchable=False,
+                    persistence=True,
+                    persistence_type="local",
+                    className="export-menu",
+                ),
+            ],
+            className="export",
+            title="Format of the modebar's camera button",
+        ),
+        html.Span(
+            [dcc.Clipboard(id=ids.COPY_LINK, title="Copy a link to this exact view"), "Copy link"],
+            className="copy-link",
+        ),
+        html.Span(id=ids.COPIED_URL, className="copied-url"),
+    ]
+    return html.Header(
+        [
+            dcc.Link(
+                [html.Span("vit", className="brand-a"), html.Span("scope", className="brand-b")],
+                href="/",
+                className="brand",
+            ),
+            html.Nav(links, className="nav-links"),
+            html.Div(tools, className="nav-tools"),
+        ],
+        className="topbar",
+    )
+
+
+# Clientside, and a no-op when every graph already exports in the chosen format: a server
+# round trip here would redraw every graph of a page right after it first rendered. dcc.Graph
+# only re-plots when its figure changes, so the plots on screen are also told directly.
+clientside_callback(
+    """
+    function(fmt, configs) {
+        fmt = fmt || "png";
+        const options = old => Object.assign({}, old, {format: fmt, scale: fmt === "png" ? 2 : 1});
+        document.querySelectorAll(".js-plotly-plot").forEach(gd => {
+            if (gd._context) { gd._context.toImageButtonOptions = options(gd._context.toImageButtonOptions); }
+        });
+        if (configs.every(c => c && c.toImageButtonOptions && c.toImageButtonOptions.format === fmt)) {
+            return window.dash_clientside.no_update;
+        }
+        return configs.map(c => Object.assign({}, c, {toImageButtonOptions: options((c || {}).toImageButtonOptions)}));
+    }
+    """,
+    Output(ids.graph(ALL), "config"),
+    Input(ids.EXPORT_FORMAT, "value"),
+    State(ids.graph(ALL), "config"),
+)
+
+
+@callback(
+    Output(ids.API_STATUS, "children"),
+    Output(ids.API_STATUS, "className"),
+    Input(ids.API_STATUS_INTERVAL, "n_intervals"),
+)
+def api_status(_tick: int | None) -> tuple[str, str]:
+    """A light in the nav bar: is the API up, and does it have workers?"""
+    try:
+        health = get_client().health()
+    except ApiError as exc:
+        log.info("API health check failed: %s", exc)
+        return "API unreachable", "api-status api-down"
+    workers = int(health.get("workers") or 0)
+    ok = health.get("status") == "ok" and workers > 0
+    text = f"API {health.get('status', '?')} · {workers} worker{'s' if workers != 1 else ''}"
+    return text, f"api-status {'api-up' if ok else 'api-degraded'}"
+
+
+# The full URL only exists in the browser, so the link is read there.
+clientside_callback(
+    """
+    function(n) {
+        if (!n) { return [window.dash_clientside.no_update, window.dash_clientside.no_update]; }
+        const url = window.location.href;
+        return [url, "Copied: " + url];
+    }
+    """,
+    Output(ids.COPY_LINK, "content"),
+    Output(ids.COPIED_URL, "children"),
+    Input(ids.COPY_LINK, "n_clicks"),
+    prevent_initial_call=True,
+)
+
+clientside_callback(
+    """
+    function(path) {
+        const pages = ["/", "/heads", "/head", "/cam", "/scanpath"];
+        const classes = pages.map(p => "nav-link" + (p === path ? " active" : ""));
+        // each page remembers its last view (tracker.py): the nav bar returns to it
+        const hrefs = pages.map(p => p === "/" ? p : p + (window.localStorage.getItem("vitscope:last:" + p) || ""));
+        return classes.concat(hrefs);
+    }
+    """,
+    [Output(f"nav-{name.lower()}", "className") for name, _ in NAV]
+    + [Output(f"nav-{name.lower()}", "href") for name, _ in NAV],
+    Input("_pages_location", "pathname"),
+)

@@ -1,0 +1,88 @@
+"""Starting analyses from the dashboard, and the dashboard URL of each job.
+
+The same request always gets the same job id from the API, so launching something that was
+computed before is free: the page opens straight on its results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from frontend.api import ApiClient, ApiError, JobRecord, upload_bytes
+from frontend.state import CamState, HeadsState, ScanpathState, inputs_to_data
+
+OVERVIEW_KINDS = {"head-importance": "hi", "attention-profile": "ap", "attention-patterns": "pat"}
+
+
+def upload_inputs(
+    api: ApiClient, contents: str | list[str], filenames: str | list[str] | None
+) -> dict[str, Any]:
+    """Upload one or more dcc.Upload files as images; returns job inputs {"images": [ids]}."""
+    items = contents if isinstance(contents, list) else [contents]
+    names = filenames if isinstance(filenames, list) else [filenames or "upload"] * len(items)
+    ids = []
+    for content, name in zip(items, names, strict=False):
+        try:
+            ids.append(str(api.upload_image(name or "upload", upload_bytes(content))["id"]))
+        except ApiError as exc:
+            raise ApiError(f"{name}: {exc}", exc.status, exc.problems) from exc
+    return {"images": ids}
+
+
+def upload_zip(api: ApiClient, contents: str, filename: str | None) -> dict[str, Any]:
+    """Upload an ImageFolder zip; returns job inputs {"zip": id} and the image count."""
+    record = api.upload_archive(filename or "images.zip", upload_bytes(contents))
+    return {"zip": str(record["id"]), "count": int(record.get("images") or 0)}
+
+
+def dataset_spec(n: int | None, seed: int | None, name: str = "synthscenes") -> str:
+    """`synthscenes:N:seed=S` from the form's numbers."""
+    return f"{name}:{max(1, int(n or 1))}:seed={int(seed or 0)}"
+
+
+def scanpath_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Scanpaths need search scenes: the built-in SynthScenes become SynthSearch scenes (at most 8)."""
+    dataset = inputs.get("dataset")
+    if not dataset or not str(dataset).startswith("synthscenes:"):
+        return inputs
+    _, n, *rest = str(dataset).split(":")
+    seed = next((part for part in rest if part.startswith("seed=")), "seed=0")
+    return {"dataset": f"synthsearch:{min(int(n), 8)}:{seed}"}
+
+
+def launch(api: ApiClient, kinds: Iterable[str], model: str, inputs: dict[str, Any]) -> list[JobRecord]:
+    """Submit one job per kind on the same model and inputs (default params)."""
+    records = []
+    for kind in kinds:
+        kind_inputs = scanpath_inputs(inputs) if kind == "scanpath" else inputs
+        records.append(api.submit(kind, model, kind_inputs, {}))
+    return records
+
+
+def dashboard_url(record: JobRecord) -> str:
+    """The page that shows one job (the overview for head jobs)."""
+    kind = str(record.get("kind"))
+    job_id, model = str(record["id"]), record.get("model")
+    data = inputs_to_data(record.get("inputs"))
+    if kind in OVERVIEW_KINDS:
+        return HeadsState(model=model, data=data).replace(**{OVERVIEW_KINDS[kind]: job_id}).url()
+    if kind == "eigencam":
+        return CamState(job=job_id, model=model, data=data).url()
+    if kind == "scanpath":
+        return ScanpathState(job=job_id, model=model, data=data).url()
+    return str(record.get("dashboard_url") or "/")
+
+
+def overview_url(records: Iterable[JobRecord]) -> str | None:
+    """One heads-overview link for a batch's head-importance, attention-profile and patterns jobs."""
+    keys: dict[str, Any] = {}
+    first: JobRecord | None = None
+    for record in records:
+        key = OVERVIEW_KINDS.get(str(record.get("kind")))
+        if key:
+            keys[key] = record["id"]
+            first = first or record
+    if first is None:
+        return None
+    return HeadsState(**keys, model=first.get("model"), data=inputs_to_data(first.get("inputs"))).url()

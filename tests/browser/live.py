@@ -1,0 +1,103 @@
+"""The live stack the browser tests drive, the test model, and where artifacts go."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from vitscope.stack import Child
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+DOC_SHOTS = ROOT / "docs" / "screenshots"
+MODEL = os.environ.get("VITSCOPE_BROWSER_MODEL", "demo")
+CHROMIUM = os.environ.get("VITSCOPE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DATASET = "synthscenes:16:seed=7"
+SMALL_PARAMS: dict[str, dict[str, Any]] = {
+    # small enough for a 2-core CPU, big enough to show every view
+    "head-importance": {"batch_size": 16},
+    "attention-profile": {"batch_size": 16},
+    "attention-patterns": {"epochs": 8, "maps_per_head": 24, "batch_size": 16},
+    "eigencam": {},
+}
+
+
+@dataclass
+class LiveStack:
+    """The running stack: the API (for setting up jobs), the dashboard URL and the service logs."""
+
+    api_url: str
+    web_url: str
+    logs: Path
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.api_url}/api/v1", timeout=30)
+
+    def submit(self, kind: str, inputs: dict[str, Any], params: dict[str, Any] | None = None) -> str:
+        """POST a job on the test model; return its id."""
+        body = {"kind": kind, "model": MODEL, "inputs": inputs, "params": params or {}}
+        with self.http as http:
+            response = http.post("/jobs", json=body)
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    def wait(self, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
+        """Poll a job until it is done (fail the test if it fails or takes too long)."""
+        deadline = time.monotonic() + timeout
+        with self.http as http:
+            while time.monotonic() < deadline:
+                record = http.get(f"/jobs/{job_id}").json()
+                if record["status"] == "done":
+                    return dict(record)
+                if record["status"] == "failed":
+                    pytest.fail(f"job {job_id} ({record['kind']}) failed: {record['error']}")
+                time.sleep(0.3)
+        pytest.fail(f"job {job_id} not done after {timeout} s (worker log: {self.logs / 'worker.log'})")
+
+    def has_kind(self, kind: str) -> bool:
+        """True when this checkout's worker can run `kind` (some analyses land later than others)."""
+        module = {
+            "attention-patterns": "worker/analysis/attention_patterns.py",
+            "scanpath": "worker/scanpath/job.py",
+        }
+        path = module.get(kind)
+        return path is None or (ROOT / path).exists()
+
+
+def screenshot(page: Any, name: str, for_docs: bool = False) -> Path:
+    """Save a full-page screenshot under artifacts/screenshots (and docs/screenshots when asked)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if for_docs:
+        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, DOC_SHOTS / path.name)
+    return path
+
+
+def record_timing(name: str, value: dict[str, Any]) -> None:
+    """Merge one measurement into artifacts/timings.json."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "timings.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = value
+    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,64 @@
+"""Fixtures of the dashboard's fast tests: the fake API on a free port, the Dash app, a client."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+from dash import Dash
+
+from frontend.api import ApiClient
+from tests.frontend.fake_api import FakeModel, make_app
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def fake_api_url() -> Iterator[str]:
+    """The fake API served by uvicorn in a thread; yields its base URL (with /api/v1)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(make_app(FakeModel()), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the fake API did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}/api/v1"
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def api(fake_api_url: str) -> ApiClient:
+    """A fresh client (empty cache) of the fake API."""
+    return ApiClient(fake_api_url)
+
+
+@pytest.fixture(scope="session")
+def dash_app(fake_api_url: str) -> Iterator[Dash]:
+    """The dashboard app, pointed at the fake API (pages import once per process)."""
+    from frontend.api import get_client
+    from frontend.app import create_app
+    from frontend.settings import get_settings
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("VITSCOPE_API_URL", fake_api_url)
+    get_settings.cache_clear()
+    get_client.cache_clear()
+    yield create_app()
+    patch.undo()
+    get_settings.cache_clear()
+    get_client.cache_clear()

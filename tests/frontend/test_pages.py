@@ -1,0 +1,161 @@
+"""Pages against the fake API: every view gets drawn from the contract's result names, jobs are
+derived and tracked, and every callback is wired to components that exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+import pytest
+from dash import Dash, html
+
+from frontend import ids
+from frontend.api import ApiClient
+from frontend.state import CamState, HeadsState, HeadState, ScanpathState
+from frontend.tracker import can_rebuild, poll_jobs, progress_children, resubmit
+
+DATA = {"dataset": "synthscenes:6:seed=0"}
+
+
+def submit(api: ApiClient, kind: str, params: dict[str, Any] | None = None) -> str:
+    return str(api.submit(kind, "demo", DATA, params or {})["id"])
+
+
+def drawn(fig: go.Figure) -> bool:
+    """True when the figure shows data rather than a placeholder message."""
+    return len(fig.data) > 0
+
+
+def test_heads_overview_draws_every_view_from_finished_jobs(dash_app: Dash, api: ApiClient) -> None:
+    from frontend.pages import heads
+
+    state = HeadsState(
+        hi=submit(api, "head-importance"),
+        ap=submit(api, "attention-profile"),
+        pat=submit(api, "attention-patterns"),
+        layer=1,
+        head=3,
+    )
+    built = heads.build(api, state, set(state.job_ids().values()))
+    assert all(drawn(built.figures[name]) for name, _ in heads.GRAPHS)
+    assert len(built.image_options) == 6 and built.image_options[1]["label"].startswith("#1 square")
+    cls = heads.build(api, state.replace(q="cls"), set(state.job_ids().values()))
+    assert "CLS" in cls.figures[ids.HEADS_PATTERNS].layout.title.text
+
+
+def test_heads_overview_says_which_job_it_waits_for(dash_app: Dash, api: ApiClient) -> None:
+    from frontend.pages import heads
+
+    state = HeadsState(hi=submit(api, "head-importance"), ap=None, pat=submit(api, "attention-patterns"))
+    built = heads.build(api, state, {state.hi or ""})
+    assert drawn(built.figures[ids.HEADS_IMPORTANCE])
+    assert "No attention-profile job" in built.figures[ids.HEADS_ENTROPY].layout.annotations[0].text
+    assert (
+        "Waiting for the attention-patterns job"
+        in built.figures[ids.HEADS_PATTERNS].layout.annotations[0].text
+    )
+
+
+def test_head_detail_derives_jobs_for_the_selected_head(dash_app: Dash, api: ApiClient) -> None:
+    from frontend.pages import head
+
+    base = HeadState(
+        hi=submit(api, "head-importance"),
+        pat=submit(api, "attention-patterns"),
+        layer=2,
+        head=1,
+        image=0,
+        query=5,
+    )
+    derived, problem = head.derive(api, base)
+    assert problem is None and derived.pat != base.pat and derived.hi != base.hi
+    assert api.job(derived.pat or "")["params"]["detail_layer"] == 2
+    assert api.job(derived.hi or "")["params"]["partial_head"] == 1
+    again, _ = head.derive(api, derived)
+    assert (again.pat, again.hi) == (derived.pat, derived.hi)  # the same selection needs no new job
+    built = head.build(api, derived, set(derived.job_ids().values()))
+    assert all(drawn(built.figures[name]) for name, _ in head.GRAPHS)
+    assert built.dims == (3, 4)
+    overlay = built.figures[ids.HEAD_OVERLAY]
+    assert overlay.layout.shapes[0].x0 == pytest.approx(0.5)  # query 5 on a 4x4 grid is (1, 1)
+
+
+def test_cam_page_names_real_layers_and_shows_top5(dash_app: Dash, api: ApiClient) -> None:
+    from frontend.pages import cam
+
+    state = CamState(job=submit(api, "eigencam"), layer=1)
+    built = cam.build(api, state, {state.job or ""})
+    assert built.layer_numbers == [0, 1, 2] and built.layer == 1
+    assert [t.type for t in built.figures[ids.CAM_OVERLAY].data] == ["image", "heatmap"]
+    assert list(built.figures[ids.CAM_TOP5].data[0].y)[-1] == "class 0"
+
+
+def test_scanpath_page_draws_editable_boxes_and_the_target(dash_app: Dash, api: ApiClient) -> None:
+    from frontend.pages import scanpath
+
+    state = ScanpathState(job=submit(api, "scanpath"))
+    built = scanpath.build(api, state, {state.job or ""})
+    fig = built.figures[ids.SCAN_FIGURE]
+    assert len(fig.layout.shapes) == 4 and fig.layout.shapes[3].line.width == 3  # summary target = 3
+
+
+def test_tracker_reports_unknown_jobs_and_recomputes_them(api: ApiClient) -> None:
+    state = HeadsState(hi="f" * 24, model="demo", data="synthscenes:6:seed=0")
+    view = poll_jobs(api, state.job_ids())
+    assert view.missing == {"hi": "f" * 24} and view.settled
+    assert can_rebuild(state, view)
+    text = str(progress_children(view, state))
+    assert "Unknown job" in text and "Compute it" in text
+    changes = resubmit(api, state, view, lambda _state, _key: {})
+    assert changes["hi"] == submit(api, "head-importance")
+    assert not can_rebuild(HeadsState(hi="f" * 24), view)
+
+
+def test_tracker_reports_an_unreachable_api() -> None:
+    view = poll_jobs(ApiClient("http://127.0.0.1:9/api/v1", timeout_s=1), {"job": "a" * 24})
+    assert view.error and "Cannot reach" in view.error and not view.settled
+
+
+def _component_ids(component: Any, found: set[str]) -> set[str]:
+    if isinstance(component, list | tuple):
+        for child in component:
+            _component_ids(child, found)
+    elif hasattr(component, "to_plotly_json"):
+        cid = getattr(component, "id", None)
+        if isinstance(cid, str):
+            found.add(cid)
+        _component_ids(getattr(component, "children", None), found)
+    return found
+
+
+def test_every_callback_talks_to_components_that_exist(dash_app: Dash) -> None:
+    import dash
+
+    from frontend.app import shell
+
+    layouts: list[Any] = [shell()]
+    layouts += [page["layout"]() for page in dash.page_registry.values()]
+    known = _component_ids(
+        html.Div(layouts), {"_pages_location", "_pages_content", "_pages_store", "_pages_dummy"}
+    )
+    graph_names = {
+        name
+        for module in ("heads", "head", "cam", "scanpath")
+        for name, _ in __import__(f"frontend.pages.{module}", fromlist=["GRAPHS"]).GRAPHS
+    }
+    missing = set()
+    callbacks = dash._callback.GLOBAL_CALLBACK_LIST
+    assert len(callbacks) > 20
+    for callback in callbacks:
+        for dep in [*callback["inputs"], *callback["state"]]:
+            cid = dep["id"]
+            if cid.startswith("{"):
+                continue
+            if cid not in known:
+                missing.add(cid)
+        for output in callback["output"].split("..."):
+            cid = output.strip(".").rsplit(".", 1)[0].split("@")[0]
+            if cid and not cid.startswith("{") and cid not in known:
+                missing.add(cid)
+    assert not missing, f"callbacks name components no layout has: {sorted(missing)}"
+    assert ids.HEADS_IMPORTANCE in graph_names
