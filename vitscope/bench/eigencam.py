@@ -63,11 +63,15 @@ def _relu_minmax(proj: np.ndarray) -> np.ndarray:
 
 
 def _reshape_transform(lm: Any) -> Callable[[Any], Any]:
-    """Their ViT reshape (drop prefix tokens, (B, h, w, C), channels first), with the layout's counts."""
+    """Their ViT reshape (drop prefix tokens, (B, h, w, C), channels first), with the layout's counts.
+
+    The activations are handed over in float32: their EigenCAM converts them to numpy, which
+    has no bfloat16, and its SVD runs in float anyway.
+    """
 
     def reshape(out: Any) -> Any:
         tokens = out[0] if isinstance(out, tuple) else out
-        return lm.layout.to_grid(lm.layout.patches(tokens, 1), dim=1).permute(0, 3, 1, 2)
+        return lm.layout.to_grid(lm.layout.patches(tokens, 1), dim=1).permute(0, 3, 1, 2).float()
 
     return reshape
 

@@ -1,0 +1,207 @@
+"""`vitscope bench head-importance`: exact head ablation (resumed, folded) vs the naive loop.
+
+Both sides ablate every head on the same preprocessed SynthScenes batches in one process:
+the naive loop runs one full float32 forward over the dataset per head; vitscope's schedule
+runs one clean float32 pass per batch and resumes every ablated copy from the cached residual
+stream, image x head copies folded into the batch, in `--dtype`. The JSON line carries both
+times, their ratio (`speedup`), how far the accuracy drops differ (percentage points), the
+minimum FLOP count of the schedule and the TFLOP/s achieved against it. A second line times
+the whole analysis (`run`, with the Taylor backward pass and partial pruning).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from vitscope.bench.common import emit, environment, timed
+
+PEAK_BF16_TFLOPS = {"H200": 790.0, "H100": 790.0}
+"""Dense bfloat16 tensor-core peak used for the achieved fraction (device name contains the key)."""
+
+
+def register(sub: Any) -> None:
+    """Add the `head-importance` benchmark."""
+    p = sub.add_parser("head-importance", help="exact head ablation (resumed, folded) vs the naive loop")
+    p.add_argument("--model", default="random:vit-base")
+    p.add_argument("--images", type=int, default=256)
+    p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--chunk-size", type=int, default=1024)
+    p.add_argument("--no-recheck", action="store_true", help="skip the float32 re-check of near ties")
+    p.add_argument("--skip-full-run", action="store_true", help="do not time the whole analysis")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Time the naive loop and vitscope's schedule on the same batches; print JSON lines."""
+    import torch
+
+    from worker.analysis.precision import model_in
+    from worker.models import load_model
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    lm = load_model(args.model, device=device)
+    images, labels = synth_images(lm, args.images)
+    batches = preprocess(lm, images, labels, args.batch_size)
+    fast = model_in(lm, args.dtype)
+    compare = _compare(lm, fast, batches, args, device)
+    emit({"bench": "head-importance", "model": args.model, **compare, **environment(device)})
+    if not args.skip_full_run:
+        emit(
+            {
+                "bench": "head-importance-run",
+                "model": args.model,
+                **_full_run(lm, images, labels, args, device),
+            }
+        )
+    return 0
+
+
+def synth_images(lm: Any, n: int) -> tuple[Any, Any]:
+    """The first n SynthScenes images at the model's input size: uint8 (N, H, W, 3) and labels (N,)."""
+    import numpy as np
+
+    from worker.data.inputs import SynthSource
+
+    parts = list(SynthSource(n).batches(256, lm.layout.image_size))
+    return np.concatenate([b.images for b in parts]), np.concatenate([b.labels for b in parts])
+
+
+def preprocess(lm: Any, images: Any, labels: Any, batch_size: int) -> list[tuple[Any, Any]]:
+    """(pixels (B, 3, h, w), labels (B,)) batches on the model's device."""
+    import torch
+
+    from worker.analysis.head_importance import labels_apply
+    from worker.data.inputs import SynthSource
+
+    use = labels_apply(lm, SynthSource(len(images)))
+    out = []
+    for start in range(0, len(images), batch_size):
+        raw = torch.as_tensor(labels[start : start + batch_size], device=lm.device)
+        out.append(
+            (lm.preprocess(images[start : start + batch_size]), raw if use else torch.full_like(raw, -1))
+        )
+    return out
+
+
+def _compare(
+    lm: Any, fast: Any, batches: list[tuple[Any, Any]], args: argparse.Namespace, device: str
+) -> dict:
+    """Time both schedules (after a warm-up on two images) and compare their per-head results."""
+    from worker.analysis.head_importance import AblationStats, ablate_batch, clean_pass, naive_ablation
+
+    got: dict[str, Any] = {"rechecked": 0}
+
+    def ours(work: list[tuple[Any, Any]]) -> AblationStats:
+        parts = []
+        for pixels, labels in work:
+            stats, rechecked = ablate_batch(
+                lm, fast, clean_pass(lm, pixels, labels, taylor=False), args.chunk_size, not args.no_recheck
+            )
+            parts.append(stats)
+            got["rechecked"] += rechecked
+        return AblationStats.cat(parts)
+
+    tiny = [(batches[0][0][:2], batches[0][1][:2])]
+    ours(tiny), naive_ablation(lm, tiny)  # warm-up: kernels, allocator, the bf16 copy's caches
+    got["rechecked"] = 0
+    t_naive = timed(
+        lambda: got.__setitem__("naive", naive_ablation(lm, batches)), device, warmup=0, repeats=1
+    )
+    t_ours = timed(lambda: got.__setitem__("ours", ours(batches)), device, warmup=0, repeats=1)
+    return {
+        **_figures(lm, sum(len(p) for p, _ in batches), args, t_naive, t_ours, device),
+        **_differences(got["naive"], got["ours"]),
+        "rechecked_copies": got["rechecked"],
+    }
+
+
+def _figures(lm: Any, n: int, args: argparse.Namespace, t_naive: float, t_ours: float, device: str) -> dict:
+    """Times, speed-up and the FLOP accounting of both schedules."""
+    layers, heads = lm.num_layers, lm.num_heads
+    block = block_flops(lm)
+    resumed = n * heads * sum(layers - layer for layer in range(layers)) * block
+    schedule = resumed + n * layers * block  # plus the one clean pass per image
+    naive = n * layers * heads * layers * block + n * layers * block
+    peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in environment(device)["device_name"]), None)
+    achieved = schedule / t_ours / 1e12
+    return {
+        "images": n,
+        "dtype": args.dtype,
+        "naive_fp32_s": t_naive,
+        "vitscope_s": t_ours,
+        "speedup": t_naive / t_ours,
+        "schedule_min_flops": schedule,
+        "naive_flops": naive,
+        "vitscope_tflops": achieved,
+        "naive_tflops": naive / t_naive / 1e12,
+        "peak_bf16_tflops": peak,
+        "fraction_of_peak": achieved / peak if peak and args.dtype == "bfloat16" else None,
+    }
+
+
+def block_flops(lm: Any) -> float:
+    """FLOPs of one transformer block on one image: 2 x weights x tokens + the QK^T and AV products."""
+    tokens, width = lm.layout.n_tokens, int(lm.model.config.hidden_size)
+    weights = sum(p.numel() for p in lm.parts.blocks[0].parameters() if p.dim() >= 2)
+    return float(2 * tokens * weights + 2 * 2 * tokens * tokens * width)
+
+
+def _differences(naive: Any, ours: Any) -> dict:
+    """Largest absolute per-head differences; accuracy drop in percentage points."""
+    a, b = naive.per_head(), ours.per_head()
+    diff = {name: float((a[name] - b[name]).abs().max()) for name in a}
+    return {
+        "accuracy_drop_max_abs_diff_pp": 100 * diff["accuracy_drop"],
+        "prob_drop_max_abs_diff": diff["prob_drop"],
+        "loss_change_max_abs_diff": diff["loss_change"],
+        "layer_impact_max_abs_diff": diff["layer_impact"],
+        "prob_after_max_abs_diff": float((naive.prob_after - ours.prob_after).abs().max()),
+    }
+
+
+def _full_run(lm: Any, images: Any, labels: Any, args: argparse.Namespace, device: str) -> dict:
+    """Time the whole analysis (`run`: preprocessing, ablation, Taylor, partial pruning) on in-memory images."""
+    import numpy as np
+
+    from vitscope.params.head_importance import HeadImportanceParams
+    from worker.analysis import head_importance
+    from worker.data.inputs import SynthSource
+
+    if not head_importance.labels_apply(lm, SynthSource(len(images))):
+        labels = np.full_like(labels, -1)
+    params = HeadImportanceParams(
+        dtype=args.dtype, batch_size=args.batch_size, chunk_size=args.chunk_size, recheck=not args.no_recheck
+    )
+    cached = _MemorySource(images, labels)
+    seconds = timed(lambda: head_importance.run(lm, cached, params), device, warmup=0, repeats=1)
+    return {
+        "images": len(images),
+        "dtype": args.dtype,
+        "run_s": seconds,
+        "images_per_s": len(images) / seconds,
+    }
+
+
+class _MemorySource:
+    """SynthScenes images already rendered, so the timing leaves out the CPU renderer."""
+
+    def __init__(self, images: Any, labels: Any) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batches(self, batch_size: int, size: tuple[int, int]) -> Any:
+        """Yield `Batch`es of the cached images (already at `size`)."""
+        import numpy as np
+
+        from worker.data.inputs import Batch
+
+        for start in range(0, len(self.images), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(self.images)))
+            boxes = np.full((len(idx), 4), np.nan, np.float32)
+            yield Batch(self.images[idx], self.labels[idx], boxes, idx)
