@@ -88,13 +88,25 @@ def _explicit_probs(
     scaling: float | None,
     hook: LayerHook,
 ) -> torch.Tensor:
-    """Softmax attention probabilities (B, heads, T, T), exactly as transformers' eager path."""
+    """Softmax attention probabilities (B, heads, T, T), as transformers' eager path computes them.
+
+    In float32 the operations are eager's own. In half precision the scale is folded into the
+    query and the softmax runs in the input dtype (it accumulates in float32 internally), so the
+    (B, heads, T, T) tensor is written twice instead of five times; the result differs from
+    eager's float32-softmax-then-cast by rounding only.
+    """
     if scaling is None:
         scaling = query.size(-1) ** -0.5
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        scores = scores + attention_mask
-    probs = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    if query.dtype == torch.float32:
+        scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+        if attention_mask is not None:
+            scores = scores + attention_mask
+        probs = nn.functional.softmax(scores, dim=-1, dtype=torch.float32)
+    else:
+        scores = torch.matmul(query * scaling, key.transpose(2, 3))
+        if attention_mask is not None:
+            scores = scores + attention_mask
+        probs = nn.functional.softmax(scores, dim=-1)
     if hook.capture and hook.sink is not None:
         hook.sink(hook.layer, probs)
     if hook.scale is not None:

@@ -205,3 +205,19 @@ def test_gates_carry_gradients_for_taylor_importance():
     with intervene(lm.parts, head_gates=gates):
         lm.forward(pixels(lm)).logsumexp(-1).sum().backward()
     assert gates.grad is not None and gates.grad.abs().sum() > 0
+
+
+def test_half_precision_capture_matches_eager_to_bfloat16_rounding():
+    lm = micro("vit")
+    x = pixels(lm).to(torch.bfloat16)
+    lm.to("cpu", torch.bfloat16)
+    try:
+        with torch.no_grad():
+            _, ref_attn = eager_reference(lm, x)
+            with intervene(lm.parts, capture=True) as rec:
+                lm.forward(x)
+    finally:
+        lm.to("cpu", torch.float32)
+    for layer, probs in rec.attentions.items():
+        assert probs.dtype == torch.bfloat16
+        torch.testing.assert_close(probs.float(), ref_attn[layer].float(), atol=2e-2, rtol=0)
