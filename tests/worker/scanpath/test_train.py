@@ -1,0 +1,62 @@
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from worker.scanpath.batching import collate_trials, trial_tensors
+from worker.scanpath.model import OAT, OATConfig, greedy
+from worker.scanpath.train import TrainConfig, load_checkpoint, resolve_device, train_model
+from worker.scanpath.trials import ScanpathRecord, trial_from_scene
+
+from .conftest import grid_scene
+
+TINY = OATConfig(
+    d_model=32,
+    encoder_layers=1,
+    decoder_layers=1,
+    heads=2,
+    ffn=64,
+    dropout=0.0,
+    crop_size=(30, 30),
+    max_len=12,
+)
+PATHS = {0: (1, 2, 2, 0), 3: (4, 5, 3), 5: (2, 1, 4, 4, 5)}  # target -> its scene's one scanpath
+
+
+def _records() -> list[ScanpathRecord]:
+    return [
+        ScanpathRecord(trial_from_scene(grid_scene(target=t), f"t{t}"), path, "s")
+        for t, path in PATHS.items()
+    ]
+
+
+def test_tiny_model_overfits_a_few_scanpaths() -> None:
+    torch.manual_seed(0)
+    records = _records()
+    cfg = TrainConfig(epochs=400, batch_size=3, lr=3e-3, max_steps=250, progress=False, device="cpu")
+    result = train_model(OAT(TINY), records, cfg=cfg)
+    first, last = result.history[0].train_loss, result.history[-1].train_loss
+    assert last < 0.1 * first, (first, last)
+    x = collate_trials([trial_tensors(r.trial, TINY) for r in records])
+    decoded = greedy(result.model, x).scanpaths()
+    assert [d[0] for d in decoded] == [list(p) for p in PATHS.values()]
+
+
+def test_training_with_validation_logs_and_saves_a_checkpoint(tmp_path: Path) -> None:
+    records = _records()
+    cfg = TrainConfig(epochs=2, batch_size=2, patience=5, val_samples=2, progress=False, device="cpu")
+    result = train_model(OAT(TINY), records[:2], records[2:], cfg=cfg, out=tmp_path / "ckpt")
+    assert [h.epoch for h in result.history] == [1, 2]
+    h = result.history[-1]
+    assert all(math.isfinite(v) for v in (h.train_loss, h.val_loss, h.val_ss, h.val_delta))
+    assert 0.0 <= h.val_ss <= 1.0
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.config == TINY and not loaded.training
+
+
+def test_unknown_device_is_a_user_error() -> None:
+    from vitscope.errors import UserError
+
+    with pytest.raises(UserError, match="unknown device"):
+        resolve_device("tpu9")

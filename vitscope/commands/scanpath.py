@@ -1,0 +1,165 @@
+"""`vitscope train-scanpath` and `vitscope eval-scanpath`: the OAT scanpath model.
+
+Training data are SynthSearch scenes with scanpaths of the calibrated simulated searcher
+(`worker.scanpath.simulator`), split 80/10/10 by scene; evaluation compares OAT (greedy and
+sampled) and the baselines with held-out simulated scanpaths on the scenes of `--dataset`.
+Torch is imported inside the handlers so that `vitscope --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from vitscope.errors import CliError
+from worker.scanpath import SHIPPED_CHECKPOINT
+
+
+def register(subparsers: Any) -> None:
+    """Add the `train-scanpath` and `eval-scanpath` sub-commands."""
+    _register_train(subparsers)
+    _register_eval(subparsers)
+
+
+def _register_train(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train-scanpath",
+        help="train OAT on SynthSearch scenes with simulated scanpaths (use a GPU)",
+        description="Teacher-forced training with early stopping on the validation behavioural delta.",
+    )
+    p.add_argument(
+        "--dataset", default="synthsearch:1000:seed=0", help="synthsearch:N[:seed=S][:layout=grid:RxC]"
+    )
+    p.add_argument("--subjects", type=int, default=6, help="simulated scanpaths per scene")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--d-model", type=int, default=512)
+    p.add_argument("--layers", type=int, default=4, help="encoder and decoder layers each")
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--ffn", type=int, default=None, help="feed-forward width (default: d-model)")
+    p.add_argument("--crop", default="150x93", help="appearance crop size HxW (published: 150x93)")
+    p.add_argument("--appearance", choices=("cnn", "vit"), default="cnn")
+    p.add_argument("--batch-size", type=int, default=20)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--patience", type=int, default=30)
+    p.add_argument("--val-samples", type=int, default=10, help="sampled scanpaths per scene for val delta")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument(
+        "--out", type=Path, required=True, help="checkpoint folder (config.json + model.safetensors)"
+    )
+    p.add_argument("--json", action="store_true", help="print the training summary as one JSON object")
+    p.set_defaults(handler=train_main)
+
+
+def _register_eval(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "eval-scanpath",
+        help="score OAT and the baselines against held-out simulated scanpaths",
+        description="Sequence score, MultiMatch, behavioural statistics and delta per method.",
+    )
+    p.add_argument(
+        "--dataset", default="synthsearch:500:seed=5", help="synthsearch:N[:seed=S][:layout=grid:RxC]"
+    )
+    p.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT, help="default: the shipped model")
+    p.add_argument(
+        "--samples", type=int, default=100, help="sampled scanpaths per scene (OAT, random, simulator)"
+    )
+    p.add_argument("--subjects", type=int, default=6, help="reference (simulated) scanpaths per scene")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
+    p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    p.set_defaults(handler=eval_main)
+
+
+def parse_crop(text: str) -> tuple[int, int]:
+    """Parse `HxW` into (h, w); raise CliError otherwise."""
+    m = re.fullmatch(r"([0-9]+)x([0-9]+)", text.strip())
+    if not m:
+        raise CliError(f"--crop {text!r} is not HxW, e.g. 150x93")
+    return int(m[1]), int(m[2])
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def train_main(args: argparse.Namespace) -> int:
+    """Train OAT and write the checkpoint; return the exit status."""
+    _check_positive(
+        epochs=args.epochs, subjects=args.subjects, batch_size=args.batch_size, layers=args.layers
+    )
+    if args.appearance == "vit":
+        raise CliError(
+            "--appearance vit needs per-object ViT features, which train-scanpath does not compute yet; "
+            "use --appearance cnn"
+        )
+    from worker.scanpath.datasets import split_by_trial, synth_records
+    from worker.scanpath.model import OAT, OATConfig
+    from worker.scanpath.train import TrainConfig, train_model
+
+    config = OATConfig(
+        d_model=args.d_model, encoder_layers=args.layers, decoder_layers=args.layers, heads=args.heads,
+        ffn=args.ffn or args.d_model, appearance=args.appearance, crop_size=parse_crop(args.crop),
+    )  # fmt: skip
+    train, val, _ = split_by_trial(synth_records(args.dataset, args.subjects), seed=args.seed)
+    cfg = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
+        device=args.device, bf16=args.bf16, val_samples=args.val_samples, progress=sys.stderr.isatty(),
+    )  # fmt: skip
+    result = train_model(OAT(config), train, val, cfg, out=args.out)
+    summary = {"out": str(args.out), "dataset": args.dataset, **result.summary()}
+    if args.json:
+        json.dump(summary, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(f"best epoch {result.best_epoch}: val delta {result.best_delta:.4f}; saved to {args.out}")
+    return 0
+
+
+def eval_main(args: argparse.Namespace) -> int:
+    """Evaluate OAT and the baselines; print the scores; return the exit status."""
+    _check_positive(samples=args.samples, subjects=args.subjects)
+    from worker.scanpath.datasets import group_by_trial, synth_records
+    from worker.scanpath.evaluate import evaluate, reference_behaviour
+    from worker.scanpath.model import load_checkpoint
+    from worker.scanpath.train import resolve_device
+
+    if not (args.checkpoint / "model.safetensors").is_file():
+        raise CliError(
+            f"no scanpath checkpoint in {args.checkpoint}: train one with "
+            "'vitscope train-scanpath --out DIR' and pass --checkpoint DIR"
+        )
+    model = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    groups = group_by_trial(synth_records(args.dataset, args.subjects))
+    trials, refs = [t for t, _ in groups], [[list(p) for p in ps] for _, ps in groups]
+    scores = evaluate(model, trials, refs, samples=args.samples, seed=args.seed)
+    report = {
+        "dataset": args.dataset,
+        "checkpoint": str(args.checkpoint),
+        "samples": args.samples,
+        "reference_behaviour": reference_behaviour(trials, refs).as_dict(),
+        "methods": {name: s.as_dict() for name, s in scores.items()},
+    }
+    if args.json:
+        json.dump(report, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        _print_table(report)
+    return 0
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    print(f"{'method':<12} {'SS':>6} {'vector':>7} {'dir':>6} {'length':>7} {'pos':>6} {'delta':>6}")
+    for name, s in report["methods"].items():
+        mm = s["multimatch"]
+        print(
+            f"{name:<12} {s['sequence_score']:6.3f} {mm['vector']:7.3f} {mm['direction']:6.3f} "
+            f"{mm['length']:7.3f} {mm['position']:6.3f} {s['delta']:6.3f}"
+        )

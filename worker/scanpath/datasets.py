@@ -1,0 +1,63 @@
+"""Scanpath datasets: SynthSearch scenes with simulated searchers, splits, grouping by trial.
+
+`synthsearch:N[:seed=S][:layout=L]` gives N SynthSearch scenes; each gets `subjects`
+simulated scanpaths drawn from the (calibrated) searcher with the dataset seed, so the same
+spec always yields the same records. Splits are by trial (scene), never by record, so no
+scene of the validation or test split is seen in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from vitscope.datasets import parse_search_spec
+from vitscope.errors import UserError
+from worker.data.synthscenes import SynthSearch
+from worker.scanpath.simulator import SearcherParams, simulate
+from worker.scanpath.trials import ScanpathRecord, Trial, trial_from_scene
+
+SPLIT = (0.8, 0.1, 0.1)
+
+
+def synth_trials(spec: str) -> tuple[list[Trial], int]:
+    """Return (the trials of a `synthsearch:` spec, its seed)."""
+    if not spec.startswith("synthsearch:"):
+        raise UserError(f"dataset {spec!r}: scanpath datasets are 'synthsearch:N[:seed=S][:layout=grid:RxC]'")
+    n, seed, layout = parse_search_spec(spec)
+    scenes = SynthSearch(n, seed=seed, layout=layout)
+    return [trial_from_scene(s, f"synthsearch-{seed}-{i}") for i, s in enumerate(scenes)], seed
+
+
+def synth_records(spec: str, subjects: int = 6, params: SearcherParams | None = None) -> list[ScanpathRecord]:
+    """Return `subjects` simulated scanpaths on every scene of the spec (grouped by trial)."""
+    trials, seed = synth_trials(spec)
+    return simulate(trials, subjects, params, seed=seed)
+
+
+def group_by_trial(records: Sequence[ScanpathRecord]) -> list[tuple[Trial, list[tuple[int, ...]]]]:
+    """Return [(trial, its scanpaths)] in first-seen order; trials compared by identity."""
+    groups: dict[int, tuple[Trial, list[tuple[int, ...]]]] = {}
+    for r in records:
+        groups.setdefault(id(r.trial), (r.trial, []))[1].append(r.scanpath)
+    return list(groups.values())
+
+
+def split_by_trial(
+    records: Sequence[ScanpathRecord], seed: int = 0, fractions: tuple[float, float, float] = SPLIT
+) -> tuple[list[ScanpathRecord], list[ScanpathRecord], list[ScanpathRecord]]:
+    """Randomly split records into (train, val, test) by trial; each split gets >= 1 trial when
+    there are at least three trials."""
+    keys = list(dict.fromkeys(id(r.trial) for r in records))
+    if len(keys) < 2:
+        raise UserError(f"need at least 2 scenes to split into train and validation, got {len(keys)}")
+    order = np.random.default_rng(seed).permutation(len(keys))
+    n_val = max(1, round(fractions[1] * len(keys)))
+    n_test = max(1, round(fractions[2] * len(keys))) if len(keys) >= 3 else 0
+    n_train = max(1, len(keys) - n_val - n_test)
+    part = {keys[k]: 0 if j < n_train else 1 if j < n_train + n_val else 2 for j, k in enumerate(order)}
+    out: tuple[list[ScanpathRecord], ...] = ([], [], [])
+    for r in records:
+        out[part[id(r.trial)]].append(r)
+    return out[0], out[1], out[2]
