@@ -27,15 +27,28 @@ def register(sub: Any) -> None:
     """Add the `run` command."""
     p = sub.add_parser("run", help="run an analysis in-process and write its results to a folder")
     p.add_argument("kind", choices=list(PARAMS), help="the analysis")
-    p.add_argument("--model", required=True, help="demo, random:<family>-<size>, a hub id or a folder")
+    p.add_argument(
+        "--model", default="demo", help="demo (default), random:<family>-<size>, a hub id or a folder"
+    )
     source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--layout",
+        metavar="LAYOUT",
+        help="scanpath: built-in search scenes on grid:RxC or free:N (with --n, --seed)",
+    )
     source.add_argument("--images", nargs="+", type=Path, metavar="FILE", help="image files")
     source.add_argument("--dataset", metavar="SPEC", help="synthscenes:N[:seed=S] (or synthsearch:...)")
     source.add_argument("--zip", type=Path, metavar="FILE", help="an ImageFolder zip, one folder per class")
     p.add_argument(
         "--labels", nargs="+", metavar="LABEL", help="with --images: class index or name per image"
     )
-    p.add_argument("--out", required=True, type=Path, help="folder for <name>.npy and summary.json")
+    p.add_argument("--n", type=int, default=100, help="with --layout: number of scenes")
+    p.add_argument("--seed", type=int, default=0, help="with --layout: scene seed")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="folder for <name>.npy and summary.json (default: vitscope-runs/<kind>-<job id>)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda, cuda:N")
     p.add_argument(
@@ -67,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
     source = analysis.open_source(spec.inputs, blobs.__getitem__, lm.labels)
     with ProgressBar() as progress:
         result = analysis.run(lm, source, spec.typed_params(), progress)
-    write_outputs(result, args.out)
-    report(result, args.out, as_json=args.json)
+    out = args.out or Path("vitscope-runs") / f"{spec.kind}-{spec.id}"
+    write_outputs(result, out)
+    report(result, out, as_json=args.json)
     return 0
 
 
@@ -88,6 +102,8 @@ def inputs_of(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
     """Return the job's `inputs` for the chosen source (files are named by their content hash)."""
     if args.dataset:
         return {"dataset": args.dataset}
+    if args.layout:
+        return {"dataset": f"synthsearch:{args.n}:seed={args.seed}:layout={args.layout}"}
     if args.zip:
         return {"zip": ids[-1]}
     if args.images and len(ids) != len(args.images):
