@@ -90,7 +90,7 @@ def _package_reference(lm: Any, layer: int) -> tuple[str, Callable[[Any], Any]] 
             self.inner = lm.model
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return lm.forward(x)
+            return lm.forward(x).float()  # their code calls .numpy() on the logits: no bfloat16 there
 
     cam = EigenCAM(
         model=Logits(), target_layers=[lm.parts.blocks[layer]], reshape_transform=_reshape_transform(lm)
