@@ -174,6 +174,7 @@ def _summary(trials: list[Trial], paths: list[list[int]], probs: list[list[float
     targets = [t.target for t in trials]
     return {
         "scenes": len(trials),
+        "target": targets,
         "grid": list(trials[0].grid),
         "scanpaths": [
             {"scanpath": p, "target": t, "probabilities": q, **behaviour_stats(p, t).as_dict()}
