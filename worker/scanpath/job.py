@@ -34,6 +34,7 @@ from worker.scanpath.proposals import object_features, propose_boxes
 from worker.scanpath.trials import Trial, grid_cells, trial_from_scene
 
 MAX_STORED_IMAGES = 16
+MAX_SAMPLED_SEQUENCES = 1000  # per job: bounds the cost of densities over many scenes on a CPU
 
 
 @dataclass
@@ -123,14 +124,20 @@ def _uploaded_trial(lm: LoadedModel, image: np.ndarray, params: ScanpathParams) 
 def _predict(
     model: OAT, trials: list[Trial], params: ScanpathParams
 ) -> tuple[list[list[int]], list[list[float]], list[np.ndarray]]:
+    """The shown scanpath per scene with its step probabilities, and fixation densities.
+
+    The shown scanpath is the first sampled one, or the greedy one with `decoding="greedy"`:
+    greedy decoding tends to repeat refixations, while samples reproduce human statistics.
+    """
     device = next(model.parameters()).device
     x = collate_trials([trial_tensors(t, model.config) for t in trials]).to(device)
+    per_scene = max(1, min(params.samples, MAX_SAMPLED_SEQUENCES // len(trials)))
     with torch.no_grad():
-        best = greedy(model, x, max_len=params.max_length)
         gen = torch.Generator(device=device).manual_seed(params.seed)
-        sampled = sample(model, x, params.samples, generator=gen, max_len=params.max_length)
-    paths = [p[0] for p in best.scanpaths()]
-    probs = [best.chosen_prob[i, 0, : len(p)].float().cpu().tolist() for i, p in enumerate(paths)]
+        sampled = sample(model, x, per_scene, generator=gen, max_len=params.max_length)
+        shown = greedy(model, x, max_len=params.max_length) if params.decoding == "greedy" else sampled
+    paths = [p[0] for p in shown.scanpaths()]
+    probs = [shown.chosen_prob[i, 0, : len(p)].float().cpu().tolist() for i, p in enumerate(paths)]
     density = [_density(s, t.n) for s, t in zip(sampled.scanpaths(), trials, strict=True)]
     return paths, probs, density
 
