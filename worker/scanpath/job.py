@@ -90,6 +90,8 @@ def run(lm: LoadedModel, source: SearchSource, params: ScanpathParams, progress:
 def _trials(lm: LoadedModel, source: SearchSource, params: ScanpathParams, model: OAT) -> list[Trial]:
     if source.scenes is not None:
         trials = [trial_from_scene(scene, f"scene-{i}") for i, scene in enumerate(source.scenes)]
+        if params.target is not None:  # the user picked another target than the generator's
+            trials = [replace(t, target=_checked_target(params.target, t.n)) for t in trials]
     else:
         trials = [_uploaded_trial(lm, load(), params) for load in source.images]
     if model.config.appearance == "vit":
@@ -119,6 +121,12 @@ def _uploaded_trial(lm: LoadedModel, image: np.ndarray, params: ScanpathParams) 
     h, w = image.shape[:2]
     cells, grid = grid_cells(boxes, None)
     return Trial(boxes=boxes, cells=cells, grid=grid, target=target, image_size=(h, w), image=image)
+
+
+def _checked_target(target: int, n: int) -> int:
+    if not 0 <= target < n:
+        raise UserError(f"target {target} is out of range: the scene has {n} objects (0..{n - 1})")
+    return target
 
 
 def _predict(

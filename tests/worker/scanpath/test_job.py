@@ -79,3 +79,9 @@ def test_vit_proposals_are_boxes_inside_the_image_and_features_pool_per_box():
     assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
     feats = object_features(lm, scene.image, boxes)
     assert feats.shape == (len(boxes), 64) and np.isfinite(feats).all()
+
+
+def test_a_chosen_target_overrides_the_generated_one_on_builtin_scenes():
+    source = open_source(Inputs(dataset="synthsearch:2:seed=3:layout=grid:3x4"), {}.__getitem__, [])
+    result = run(micro("vit"), source, ScanpathParams(target=5, samples=3, max_length=8), no_progress)
+    assert result.arrays["targets"].tolist() == [5, 5]
