@@ -90,3 +90,40 @@ def short_id(job_id: str | None) -> str:
 
 def _as_list(children: Any) -> list[Any]:
     return list(children) if isinstance(children, list | tuple) else [children]
+
+
+def image_launcher(
+    id_prefix: str, model: str, upload_text: str, dataset: str, model_width: str = "w-200"
+) -> list[Any]:
+    """The model field, an image upload and a built-in dataset with its Run button.
+
+    Component ids are `ids.<PREFIX>_MODEL`, `_UPLOAD`, `_DATASET` and `_DATASET_GO`.
+    """
+    from frontend.settings import get_settings
+
+    return [
+        field(
+            "Model",
+            dcc.Input(
+                id=getattr(ids, f"{id_prefix}_MODEL"),
+                value=model or get_settings().default_model,
+                type="text",
+                debounce=True,
+                className="input",
+            ),
+            class_name=model_width,
+        ),
+        dcc.Upload(
+            html.Div([f"Drop {upload_text} or ", html.A("choose a file")]),
+            id=getattr(ids, f"{id_prefix}_UPLOAD"),
+            className="upload",
+            accept="image/*",
+            multiple=False,
+        ),
+        field(
+            "or built-in scenes",
+            dcc.Input(id=getattr(ids, f"{id_prefix}_DATASET"), value=dataset, type="text", className="input"),
+            class_name="w-200",
+        ),
+        html.Button("Run", id=getattr(ids, f"{id_prefix}_DATASET_GO"), className="button"),
+    ]

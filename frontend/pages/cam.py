@@ -18,7 +18,7 @@ from frontend import figures as F
 from frontend import ids
 from frontend.api import ApiClient, ApiError, get_client
 from frontend.components import field as labelled
-from frontend.components import graph_card, notice, page_header
+from frontend.components import graph_card, image_launcher, notice, page_header
 from frontend.launch import dataset_spec, upload_inputs
 from frontend.results import Results, top5_of
 from frontend.settings import get_settings
@@ -66,32 +66,7 @@ dash.register_page(__name__, path="/cam", title="Eigen-CAM · vitscope", name="C
 
 
 def _launcher(state: CamState) -> list[Any]:
-    return [
-        labelled(
-            "Model",
-            dcc.Input(
-                id=ids.CAM_MODEL,
-                value=state.model or get_settings().default_model,
-                type="text",
-                debounce=True,
-                className="input",
-            ),
-            class_name="w-220",
-        ),
-        dcc.Upload(
-            html.Div(["Drop an image or ", html.A("choose a file")]),
-            id=ids.CAM_UPLOAD,
-            className="upload",
-            accept="image/*",
-            multiple=False,
-        ),
-        labelled(
-            "or built-in scenes",
-            dcc.Input(id=ids.CAM_DATASET, value="synthscenes:8:seed=0", type="text", className="input"),
-            class_name="w-200",
-        ),
-        html.Button("Run", id=ids.CAM_DATASET_GO, className="button"),
-    ]
+    return image_launcher("CAM", state.model or "", "an image", "synthscenes:8:seed=0", model_width="w-220")
 
 
 def _view_controls(state: CamState, built: Built) -> list[Any]:

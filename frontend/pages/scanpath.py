@@ -21,7 +21,7 @@ from frontend import figures as F
 from frontend import ids
 from frontend.api import ApiClient, ApiError, derive_job, get_client
 from frontend.components import field as labelled
-from frontend.components import graph_card, notice, page_header
+from frontend.components import graph_card, image_launcher, notice, page_header
 from frontend.launch import upload_inputs
 from frontend.results import Results, uploaded_image
 from frontend.settings import get_settings
@@ -80,32 +80,7 @@ dash.register_page(
 
 
 def _launcher(state: ScanpathState) -> list[Any]:
-    return [
-        labelled(
-            "Model",
-            dcc.Input(
-                id=ids.SCAN_MODEL,
-                value=state.model or get_settings().default_model,
-                type="text",
-                debounce=True,
-                className="input",
-            ),
-            class_name="w-200",
-        ),
-        dcc.Upload(
-            html.Div(["Drop a scene or ", html.A("choose a file")]),
-            id=ids.SCAN_UPLOAD,
-            className="upload",
-            accept="image/*",
-            multiple=False,
-        ),
-        labelled(
-            "or built-in scenes",
-            dcc.Input(id=ids.SCAN_DATASET, value="synthsearch:4:seed=0", type="text", className="input"),
-            class_name="w-200",
-        ),
-        html.Button("Run", id=ids.SCAN_DATASET_GO, className="button"),
-    ]
+    return image_launcher("SCAN", state.model or "", "a scene", "synthsearch:4:seed=0", model_width="w-200")
 
 
 def rebuild_params(state: ScanpathState, key: str) -> dict[str, Any]:
