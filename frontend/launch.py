@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from frontend.api import ApiClient, ApiError, JobRecord, upload_bytes
+from dash import no_update
+
+from frontend.api import ApiClient, ApiError, JobRecord, get_client, upload_bytes
+from frontend.components import notice
+from frontend.settings import get_settings
 from frontend.state import CamState, HeadsState, ScanpathState, inputs_to_data
 
 OVERVIEW_KINDS = {"head-importance": "hi", "attention-profile": "ap", "attention-patterns": "pat"}
@@ -86,3 +90,38 @@ def overview_url(records: Iterable[JobRecord]) -> str | None:
     if first is None:
         return None
     return HeadsState(**keys, model=first.get("model"), data=inputs_to_data(first.get("inputs"))).url()
+
+
+def start_from_launcher(
+    kind: str,
+    state_type: type[CamState] | type[ScanpathState],
+    labels: tuple[str, str],
+    *,
+    uploaded: bool,
+    contents: str | None,
+    filename: str | None,
+    model: str | None,
+    dataset: str | None,
+    default_dataset: str,
+) -> tuple[Any, Any]:
+    """Start a `kind` job from a page's image launcher: the uploaded file, else the built-in dataset.
+
+    `labels` name the analysis in the failure and success notices. Returns (new page state for
+    the store, notice), or no_update for an upload event without a file.
+    """
+    api = get_client()
+    model = (model or get_settings().default_model).strip()
+    failed, started = labels
+    try:
+        if uploaded:
+            if not contents:
+                return no_update, no_update
+            inputs = upload_inputs(api, contents, filename)
+        else:
+            inputs = {"dataset": (dataset or default_dataset).strip()}
+        record = api.submit(kind, model, inputs, {})
+    except ApiError as exc:
+        return no_update, notice(f"Could not start {failed}: {exc}")
+    job = str(record["id"])
+    state = state_type(job=job, model=model, data=inputs_to_data(inputs))
+    return state.to_store(), notice(f"{started} job {job[:12]} started.", "ok")

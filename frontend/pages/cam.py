@@ -18,11 +18,10 @@ from frontend import figures as F
 from frontend import ids
 from frontend.api import ApiClient, ApiError, get_client
 from frontend.components import field as labelled
-from frontend.components import graph_card, image_launcher, notice, page_header
-from frontend.launch import dataset_spec, upload_inputs
+from frontend.components import graph_card, image_launcher, page_header
+from frontend.launch import dataset_spec, start_from_launcher
 from frontend.results import Results, top5_of
-from frontend.settings import get_settings
-from frontend.state import COLORMAPS, CamState, inputs_to_data, with_source
+from frontend.state import COLORMAPS, CamState, with_source
 from frontend.tracker import poll_jobs, register_tracker, tracker_layout
 
 T = ids.CAM
@@ -165,20 +164,17 @@ def start(
     contents: str | None, _go: int | None, filename: str | None, model: str | None, dataset: str | None
 ) -> tuple[Any, Any]:
     """Upload the image (or take the built-in scenes) and start an eigencam job on it."""
-    api = get_client()
-    model = (model or get_settings().default_model).strip()
-    try:
-        if ctx.triggered_id == ids.CAM_UPLOAD:
-            if not contents:
-                return no_update, no_update
-            inputs = upload_inputs(api, contents, filename)
-        else:
-            inputs = {"dataset": (dataset or dataset_spec(8, 0)).strip()}
-        record = api.submit("eigencam", model, inputs, {})
-    except ApiError as exc:
-        return no_update, notice(f"Could not start Eigen-CAM: {exc}")
-    state = CamState(job=str(record["id"]), model=model, data=inputs_to_data(inputs))
-    return state.to_store(), notice(f"Eigen-CAM job {str(record['id'])[:12]} started.", "ok")
+    return start_from_launcher(
+        "eigencam",
+        CamState,
+        ("Eigen-CAM", "Eigen-CAM"),
+        uploaded=ctx.triggered_id == ids.CAM_UPLOAD,
+        contents=contents,
+        filename=filename,
+        model=model,
+        dataset=dataset,
+        default_dataset=dataset_spec(8, 0),
+    )
 
 
 @callback(

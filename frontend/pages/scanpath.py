@@ -21,11 +21,10 @@ from frontend import figures as F
 from frontend import ids
 from frontend.api import ApiClient, ApiError, derive_job, get_client
 from frontend.components import field as labelled
-from frontend.components import graph_card, image_launcher, notice, page_header
-from frontend.launch import upload_inputs
+from frontend.components import graph_card, image_launcher, page_header
+from frontend.launch import start_from_launcher
 from frontend.results import Results, uploaded_image
-from frontend.settings import get_settings
-from frontend.state import ScanpathState, apply_box_edits, inputs_to_data, with_source
+from frontend.state import ScanpathState, apply_box_edits, with_source
 from frontend.tracker import poll_jobs, register_tracker, tracker_layout
 
 T = ids.SCAN
@@ -179,20 +178,17 @@ def start(
     contents: str | None, _go: int | None, filename: str | None, model: str | None, dataset: str | None
 ) -> tuple[Any, Any]:
     """Upload the scene (or take built-in search scenes) and start a scanpath job on it."""
-    api = get_client()
-    model = (model or get_settings().default_model).strip()
-    try:
-        if ctx.triggered_id == ids.SCAN_UPLOAD:
-            if not contents:
-                return no_update, no_update
-            inputs = upload_inputs(api, contents, filename)
-        else:
-            inputs = {"dataset": (dataset or "synthsearch:4:seed=0").strip()}
-        record = api.submit("scanpath", model, inputs, {})
-    except ApiError as exc:
-        return no_update, notice(f"Could not start the scanpath job: {exc}")
-    state = ScanpathState(job=str(record["id"]), model=model, data=inputs_to_data(inputs))
-    return state.to_store(), notice(f"Scanpath job {str(record['id'])[:12]} started.", "ok")
+    return start_from_launcher(
+        "scanpath",
+        ScanpathState,
+        ("the scanpath job", "Scanpath"),
+        uploaded=ctx.triggered_id == ids.SCAN_UPLOAD,
+        contents=contents,
+        filename=filename,
+        model=model,
+        dataset=dataset,
+        default_dataset="synthsearch:4:seed=0",
+    )
 
 
 @callback(
