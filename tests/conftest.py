@@ -6,6 +6,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import torch
+
+if not torch.cuda.is_available():
+    # Triton kernels run in its CPU interpreter; it must be on before triton is first imported
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 
 # --- a real Redis for the backend, store, task and integration tests ------------------------------
 

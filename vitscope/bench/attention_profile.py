@@ -1,10 +1,12 @@
 """`vitscope bench attention-profile`: the streamed profile vs a plain SDPA forward.
 
-Both sides run the same model in the same dtype over the same preprocessed SynthScenes
-batches: the plain forward uses the fused SDPA kernel and keeps nothing; the profile
-materialises every layer's probabilities and reduces them on the device (ring GEMM,
-distance, sink share, entropies). The JSON line carries both throughputs and their ratio
-under `speedup` (the profile's throughput over the plain forward's: 1.0 = free).
+Every side runs the same model in the same dtype over the same preprocessed SynthScenes
+batches: the plain forward uses the fused SDPA kernel and keeps nothing; the profile runs
+as the analysis does (on CUDA: queries and keys reduced by the fused Triton kernel, layers
+on SDPA), and, where the kernel runs, also the materialised path (every layer's
+probabilities written out and reduced by a ring GEMM) for comparison. The JSON line carries
+the throughputs, `speedup` (the profile's throughput over the plain forward's: 1.0 = free)
+and, with both paths, the largest difference between their results.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Time both over the same batches in the same process; print one JSON line."""
+    """Time every side over the same batches in the same process; print one JSON line."""
+    import numpy as np
     import torch
 
     from vitscope.bench.head_importance import synth_images
+    from worker.analysis import fused_rings
     from worker.analysis.attention_profile import ProfileAccumulator, profile_batch, profile_result
     from worker.analysis.precision import model_in
     from worker.analysis.rings import RingGeometry
@@ -49,26 +53,32 @@ def run(args: argparse.Namespace) -> int:
             for pixels in batches:
                 lm.forward(pixels)
 
-    def profile() -> None:
+    def profile(fused: bool) -> dict[str, np.ndarray]:
         acc = ProfileAccumulator(geo, lm.num_layers, lm.num_heads, lm.device)
         for pixels in batches:
-            profile_batch(lm, pixels, acc)
-        profile_result(acc)  # includes the copy of the results to the host
+            profile_batch(lm, pixels, acc, fused=fused)
+        return profile_result(acc).arrays  # includes the copy of the results to the host
 
-    t_plain = timed(plain, device, warmup=1, repeats=args.repeats)
-    t_profile = timed(profile, device, warmup=1, repeats=args.repeats)
+    fused = fused_rings.available(lm.device)
     n = len(images)
-    emit(
-        {
-            "bench": "attention-profile",
-            "model": args.model,
-            "images": n,
-            "batch_size": args.batch_size,
-            "dtype": args.dtype,
-            "plain_sdpa_images_per_s": n / t_plain,
-            "profile_images_per_s": n / t_profile,
-            "speedup": t_plain / t_profile,
-            **environment(device),
-        }
-    )
+    t_plain = timed(plain, device, warmup=1, repeats=args.repeats)
+    t_profile = timed(lambda: profile(fused), device, warmup=1, repeats=args.repeats)
+    line: dict[str, Any] = {
+        "bench": "attention-profile",
+        "model": args.model,
+        "images": n,
+        "batch_size": args.batch_size,
+        "dtype": args.dtype,
+        "reduction": "fused" if fused else "materialised",
+        "plain_sdpa_images_per_s": n / t_plain,
+        "profile_images_per_s": n / t_profile,
+        "speedup": t_plain / t_profile,
+    }
+    if fused:
+        t_materialised = timed(lambda: profile(False), device, warmup=1, repeats=args.repeats)
+        a, b = profile(True), profile(False)
+        line["materialised_images_per_s"] = n / t_materialised
+        line["materialised_speedup"] = t_plain / t_materialised
+        line["max_abs_diff_vs_materialised"] = {k: float(np.abs(a[k] - b[k]).max()) for k in sorted(a)}
+    emit({**line, **environment(device)})
     return 0

@@ -5,9 +5,12 @@ queries and for the CLS query (definitions in `worker.analysis.rings`), the entr
 normalised ring profile (per image and of the dataset mean), mean attention distance in
 pixels and the share of attention that goes to prefix tokens (the "sink" share).
 
-Nothing per attention map is kept: every layer's probabilities (B, H, T, T) go to a sink
-that reduces them on the device as they are produced (a GEMM against a ring one-hot and a
-batched product per layer, `worker.analysis.rings`), and only running sums (L, H, R) plus
+Nothing per attention map is kept. On CUDA (with Triton) every layer hands its query and
+key to a fused kernel that computes the probabilities block by block and reduces them in
+registers (`worker.analysis.fused_rings`), while the layer itself keeps the fused SDPA path;
+elsewhere every layer's probabilities (B, H, T, T) are materialised and go to a sink that
+reduces them on the device as they are produced (a GEMM against a ring one-hot and a batched
+product per layer, `worker.analysis.rings`). Either way only running sums (L, H, R) plus
 per-image entropies (N, L, H) survive the batch, so memory stays flat as the dataset grows.
 """
 
@@ -17,9 +20,10 @@ import torch
 
 from vitscope.errors import UserError
 from vitscope.params.attention_profile import AttentionProfileParams
+from worker.analysis import fused_rings
 from worker.analysis.base import AnalysisResult, Progress, no_progress
 from worker.analysis.precision import model_in
-from worker.analysis.rings import RingGeometry, reduce_attention, ring_entropy
+from worker.analysis.rings import AttentionStats, RingGeometry, reduce_attention, ring_entropy
 from worker.data.inputs import ImageSource
 from worker.models import LoadedModel, intervene
 
@@ -45,7 +49,14 @@ class ProfileAccumulator:
 
     def __call__(self, layer: int, probs: torch.Tensor) -> None:
         """Reduce one layer's probabilities (B, H, T, T) into the sums (the `intervene` sink)."""
-        stats = reduce_attention(probs, self.geo)
+        self.add(layer, reduce_attention(probs, self.geo))
+
+    def scores(self, layer: int, query: torch.Tensor, key: torch.Tensor, scaling: float) -> None:
+        """Reduce one layer's attention from its query and key, fused (the `intervene` score sink)."""
+        self.add(layer, fused_rings.reduce_scores(query, key, scaling, self.geo))
+
+    def add(self, layer: int, stats: AttentionStats) -> None:
+        """Fold one layer's per-image statistics into the sums."""
         self.ring_patch[layer] += stats.ring_patch.sum(0)
         self.ring_cls[layer] += stats.ring_cls.sum(0)
         self.distance_px[layer] += stats.distance_px.sum(0)
@@ -62,9 +73,18 @@ class ProfileAccumulator:
 
 
 @torch.no_grad()
-def profile_batch(lm: LoadedModel, pixels: torch.Tensor, acc: ProfileAccumulator) -> None:
-    """Run pixels (B, 3, h, w) through `lm`, every layer's attention streamed into `acc`."""
-    with intervene(lm.parts, capture=True, sink=acc):
+def profile_batch(
+    lm: LoadedModel, pixels: torch.Tensor, acc: ProfileAccumulator, fused: bool | None = None
+) -> None:
+    """Run pixels (B, 3, h, w) through `lm`, every layer's attention streamed into `acc`.
+
+    `fused`: reduce from queries and keys with the fused kernel (default: where it can run)
+    rather than from materialised probabilities.
+    """
+    if fused is None:
+        fused = fused_rings.available(pixels.device)
+    sinks = {"score_sink": acc.scores} if fused else {"sink": acc}
+    with intervene(lm.parts, capture=True, **sinks):
         lm.forward(pixels)
     acc.end_batch(pixels.shape[0])
 

@@ -77,12 +77,20 @@ class RingGeometry:
     means (pairs per ring, keys per centre ring, T queries). `key_weights` (P, T, 2) holds, for
     each patch query, the pixel distance to every key and whether the key is a patch (0 for
     prefix keys), so one batched product gives distance-weighted and plain patch mass per query.
+
+    The same geometry for the fused kernel (`worker.analysis.fused_rings`), which reads it per
+    pair instead: `pair_column` (T, T) int32, the one column of `pair_weights` a pair adds to
+    (-1 for none); `pair_distance` (T, T) float32, patch query to patch key pixel distance (0
+    elsewhere); `patch_query` (T,) int32, 1 for patch tokens.
     """
 
     layout: TokenLayout
     pair_weights: torch.Tensor
     divisors: torch.Tensor
     key_weights: torch.Tensor
+    pair_column: torch.Tensor
+    pair_distance: torch.Tensor
+    patch_query: torch.Tensor
 
     @classmethod
     def build(
@@ -100,8 +108,22 @@ class RingGeometry:
         weights = tokens.flatten(0, 1)
         divisors = weights.sum(0)
         divisors[-1] = layout.n_tokens  # the prefix column is averaged over every query
-        key_weights = _key_weights(layout).to(device, dtype)
-        return cls(layout, weights.to(device, dtype), divisors.to(device), key_weights)
+        # every pair adds to at most one column, so the 0/1 rows are one-hot or empty
+        column = torch.where(weights.sum(-1) > 0, weights.argmax(-1), -1).view(layout.n_tokens, -1)
+        key_weights = _key_weights(layout)
+        distance = torch.zeros(layout.n_tokens, layout.n_tokens)
+        layout.patches(distance, 0).copy_(key_weights[..., 0])
+        patch_query = torch.zeros(layout.n_tokens, dtype=torch.int32)
+        layout.patches(patch_query, 0).fill_(1)
+        return cls(
+            layout,
+            weights.to(device, dtype),
+            divisors.to(device),
+            key_weights.to(device, dtype),
+            column.to(device, torch.int32),
+            distance.to(device),
+            patch_query.to(device),
+        )
 
     @property
     def rings(self) -> int:

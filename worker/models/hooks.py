@@ -7,6 +7,8 @@ keeps its fused fast path. Inside the block, per layer:
 
 - captured layers compute the attention probabilities explicitly (the same operations as
   transformers' eager attention) and hand them to a sink: stored, or reduced on the fly;
+  or, with a score sink, hand over the query and key instead and keep the fused SDPA path
+  (for reductions that recompute the scores themselves, `worker.analysis.fused_rings`);
 - `head_gates` multiply each head's output, with a separate gate per sample, so many
   ablations run as one batch (gates can require grad: the Taylor importance);
 - `attn_scale` multiplies the probabilities of a layer elementwise (partial pruning:
@@ -35,6 +37,9 @@ HOOK_ATTR = "vitscope_hook"
 AttentionSink = Callable[[int, torch.Tensor], None]
 """Called with (layer, probabilities (B, heads, T, T)) for every captured layer."""
 
+ScoreSink = Callable[[int, torch.Tensor, torch.Tensor, float], None]
+"""Called with (layer, query, key (B, heads, T, d), scaling) for every captured layer."""
+
 
 @dataclass
 class LayerHook:
@@ -43,6 +48,7 @@ class LayerHook:
     layer: int
     capture: bool = False
     sink: AttentionSink | None = None
+    score_sink: ScoreSink | None = None
     gate: torch.Tensor | None = None  # (B or 1, heads)
     scale: torch.Tensor | None = None  # (B or 1, heads or 1, T, T)
 
@@ -70,6 +76,10 @@ def vitscope_attention(
         _probe_calls.append(module)
     hook: LayerHook | None = getattr(module, HOOK_ATTR, None)
     probs = None
+    if hook is not None and hook.score_sink is not None:
+        if attention_mask is not None:
+            raise ValueError("a score sink takes unmasked attention only: this model passes an attention mask")
+        hook.score_sink(hook.layer, query, key, query.size(-1) ** -0.5 if scaling is None else scaling)
     if hook is None or not hook.explicit:
         sdpa = AttentionInterface()["sdpa"]
         out, _ = sdpa(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
@@ -158,6 +168,7 @@ def intervene(
     *,
     capture: bool | Iterable[int] = False,
     sink: AttentionSink | None = None,
+    score_sink: ScoreSink | None = None,
     head_gates: torch.Tensor | None = None,
     attn_scale: Mapping[int, torch.Tensor] | None = None,
     record_residuals: bool | Iterable[int] = False,
@@ -168,11 +179,15 @@ def intervene(
 
     `capture`: True for every layer or an iterable of layer indices. `sink`: receives each
     captured (layer, probs); without one, probabilities are stored in the recording.
+    `score_sink`: receives each captured (layer, query, key, scaling) instead, and the captured
+    layers keep the fused SDPA path (no probabilities are materialised); excludes `sink`.
     `head_gates`: (B or 1, layers, heads) multipliers of each head's output (0 = pruned).
     `attn_scale`: layer -> (B or 1, heads or 1, T, T) multiplier of that layer's probabilities.
     `start`: (layer, hidden (B, T, D)) resumes the pass at that layer from a cached stream.
     Yields the `Recording` that fills as forward passes run.
     """
+    if sink is not None and score_sink is not None:
+        raise ValueError("give a sink or a score sink, not both")
     n_layers = len(parts.attention)
     rec = Recording()
     capture_set = _layer_set(capture, n_layers)
@@ -182,8 +197,9 @@ def intervene(
         for layer, module in enumerate(parts.attention):
             hook = LayerHook(
                 layer=layer,
-                capture=layer in capture_set,
+                capture=layer in capture_set and score_sink is None,
                 sink=store,
+                score_sink=score_sink if layer in capture_set else None,
                 gate=None if head_gates is None else head_gates[:, layer],
                 scale=None if attn_scale is None else attn_scale.get(layer),
             )

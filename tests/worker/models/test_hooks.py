@@ -61,6 +61,31 @@ def test_sink_receives_each_layer_instead_of_storage():
     torch.testing.assert_close(seen[0][1], torch.ones_like(seen[0][1]))
 
 
+@pytest.mark.parametrize("family", ["vit", "dinov2-registers"])
+def test_score_sink_gets_query_and_key_whose_softmax_is_the_captured_attention(family):
+    lm = micro(family)
+    x = pixels(lm)
+    seen = {}
+    with torch.no_grad():
+        plain = lm.forward(x)
+        with intervene(lm.parts, capture=True) as rec:
+            lm.forward(x)
+        with intervene(
+            lm.parts, capture=[1], score_sink=lambda layer, q, k, s: seen.update({layer: (q, k, s)})
+        ):
+            out = lm.forward(x)
+    assert list(seen) == [1]
+    q, k, scaling = seen[1]
+    torch.testing.assert_close(torch.softmax(q @ k.mT * scaling, -1), rec.attentions[1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out, plain)  # the layer kept SDPA: same output
+
+
+def test_a_sink_and_a_score_sink_together_are_refused():
+    lm = micro("vit")
+    with pytest.raises(ValueError, match="not both"), intervene(lm.parts, sink=print, score_sink=print):
+        pass
+
+
 def test_hooks_are_removed_after_the_block_even_on_error():
     lm = micro("vit")
     with pytest.raises(RuntimeError, match="boom"), intervene(lm.parts, capture=True, record_residuals=True):
