@@ -78,7 +78,9 @@ def vitscope_attention(
     probs = None
     if hook is not None and hook.score_sink is not None:
         if attention_mask is not None:
-            raise ValueError("a score sink takes unmasked attention only: this model passes an attention mask")
+            raise ValueError(
+                "a score sink takes unmasked attention only: this model passes an attention mask"
+            )
         hook.score_sink(hook.layer, query, key, query.size(-1) ** -0.5 if scaling is None else scaling)
     if hook is None or not hook.explicit:
         sdpa = AttentionInterface()["sdpa"]
