@@ -105,8 +105,11 @@ def ring_kernel(
         weighted += tl.sum(p * dist, 1)
         mass += tl.sum(tl.where((col >= 0) & (col < PATCH_COLS), p, 0.0), 1)
         sink += tl.sum(tl.where(col == N_COLS, p, 0.0), 1)
-        for c in tl.static_range(N_COLS):
-            acc += tl.where(slots == c, tl.sum(tl.sum(tl.where(col == c, p, 0.0), 1), 0), 0.0)
+        # a tile of nearby rows and keys spans a few rings only: loop over the ones present
+        ring = tl.where((col >= 0) & (col < N_COLS), col, -1)
+        low = tl.min(tl.where(ring >= 0, ring, N_COLS))
+        for c in range(low, tl.max(ring) + 1):
+            acc += tl.where(slots == c, tl.sum(tl.sum(tl.where(ring == c, p, 0.0), 1), 0), 0.0)
     is_patch = tl.load(pq_ptr + rows, mask=row_ok, other=0) != 0
     ratio = tl.where(is_patch, weighted / tl.maximum(mass, 1e-30), 0.0)
     acc += tl.where(slots == N_COLS, tl.sum(sink, 0), 0.0)
