@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU run 4: the fused ring kernel on CUDA (tests, then the attention-profile bench), Eigen-CAM benches.
+# GPU run 4: the fused ring kernel on CUDA: its tests, then the attention-profile bench.
 set -u
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -15,8 +15,24 @@ for dt in bfloat16 float32; do
 done
 timeout 120 $V bench attention-profile --model random:vit-base --images 1024 --batch-size 256 --device cuda --dtype bfloat16 \
   2>/dev/null | tee -a $OUT/attention_profile.jsonl
-for dt in bfloat16 float32; do
-  timeout 150 $V bench eigencam --model random:vit-base --images 256 --device cuda --dtype $dt 2>$OUT/ec_$dt.err \
-    | tee -a $OUT/eigencam.jsonl | tail -1
-  tail -2 $OUT/ec_$dt.err
-done
+# where the time goes, per kernel, in one profiled bf16 batch of the fused profile
+timeout 90 python3 - <<'PY' 2>&1 | tail -25
+import torch
+from torch.profiler import profile, ProfilerActivity
+from worker.models import load_model
+from worker.analysis.precision import model_in
+from worker.analysis.rings import RingGeometry
+from worker.analysis.attention_profile import ProfileAccumulator, profile_batch
+lm = model_in(load_model("random:vit-base", device="cuda"), "bfloat16")
+x = torch.randn(64, 3, 224, 224, device="cuda", dtype=torch.bfloat16)
+geo = RingGeometry.build(lm.layout, lm.device, lm.dtype)
+acc = ProfileAccumulator(geo, lm.num_layers, lm.num_heads, lm.device)
+for _ in range(3):
+    profile_batch(lm, x, acc)
+torch.cuda.synchronize()
+with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+    for _ in range(5):
+        profile_batch(lm, x, acc)
+    torch.cuda.synchronize()
+print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=15, max_name_column_width=60))
+PY
