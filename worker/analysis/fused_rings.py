@@ -10,8 +10,10 @@ passes over the key blocks (the row maxima and normalisers first, as flash atten
 online; then the probabilities, recomputed), and folds them straight into
 
 - the ring sums: each (query, key) pair has one column of the geometry's pair-to-column map
-  (patch ring, CLS centre ring, prefix key, or none), summed with one masked reduction per
-  ring column;
+  (patch ring, CLS centre ring, prefix key, or none); a patch pair's probability is added to
+  its ring's slot of a (rings, rows, keys) register accumulator, so no thread talks to another
+  until the program's last key block (reductions across threads, per key block, made an
+  earlier version of this kernel ten times slower than the arithmetic);
 - the prefix ("sink") mass of every row;
 - each patch query's mean pixel distance to the patch keys (distance-weighted mass over
   patch mass, per row) summed over rows.
@@ -61,8 +63,7 @@ def reduce_scores(
     """
     batch, heads, tokens, dim = query.shape
     cols = geo.rings + geo.rings_cls
-    slots = 1 << (cols + 1).bit_length()  # a power of two > cols + 1: ring columns, sink, distance
-    partial = torch.empty(batch * heads, math.ceil(tokens / BLOCK_Q), slots, device=query.device)
+    partial = torch.empty(batch * heads, math.ceil(tokens / BLOCK_Q), _pow2(cols + 2), device=query.device)
     _kernel()[(partial.shape[1], batch * heads)](
         query,
         key,
@@ -76,10 +77,12 @@ def reduce_scores(
         tokens,
         dim,
         scaling * math.log2(math.e),
-        N_COLS=cols,
-        PATCH_COLS=geo.rings,
-        SLOTS=slots,
-        BLOCK_D=max(16, 1 << (dim - 1).bit_length()),
+        RINGS=geo.rings,
+        CLS_RINGS=geo.rings_cls,
+        RING_SLOTS=_pow2(geo.rings),
+        CLS_SLOTS=_pow2(geo.rings_cls),
+        OUT_SLOTS=partial.shape[2],
+        BLOCK_D=_pow2(max(dim, 16)),
         BLOCK_Q=BLOCK_Q,
         IEEE=query.dtype == torch.float32,
     )
@@ -90,8 +93,14 @@ def reduce_scores(
     return AttentionStats(ring_patch, ring_cls, distance_px, sink[..., 0])
 
 
-BLOCK_Q = 32
-"""Query rows per program (the key block and warps are autotuned per token count)."""
+BLOCK_Q = 16
+"""Query rows per program, the least `tl.dot` takes: the ring accumulator grows with it (the key
+block and warps are autotuned per layout)."""
+
+
+def _pow2(n: int) -> int:
+    """The least power of two >= n (Triton's block shapes)."""
+    return 1 << (n - 1).bit_length()
 
 
 def _kernel() -> Any:

@@ -11,9 +11,9 @@ import triton.language as tl
 from worker.analysis.fused_rings import interpreted
 
 CONFIGS = [
-    triton.Config({"BLOCK_K": bk}, num_warps=w) for bk, w in ([64, 4], [32, 4], [128, 4], [64, 8], [32, 2])
+    triton.Config({"BLOCK_K": bk}, num_warps=w) for bk, w in ([64, 8], [32, 4], [64, 4], [128, 8], [32, 8])
 ]
-"""Key block and warps, autotuned per (tokens, head dim, columns); one config under the interpreter."""
+"""Key block and warps, autotuned per (tokens, head dim, rings); one config under the interpreter."""
 
 
 @triton.jit
@@ -26,7 +26,9 @@ def scores(q, kt, scale_log2, IEEE: tl.constexpr):
     return s * scale_log2
 
 
-@triton.autotune(configs=CONFIGS[:1] if interpreted() else CONFIGS, key=["tokens", "dim", "N_COLS"])
+@triton.autotune(
+    configs=CONFIGS[:1] if interpreted() else CONFIGS, key=["tokens", "dim", "RINGS", "CLS_RINGS"]
+)
 @triton.jit
 def ring_kernel(
     q_ptr,
@@ -47,15 +49,22 @@ def ring_kernel(
     tokens,
     dim,
     scale_log2,
-    N_COLS: tl.constexpr,
-    PATCH_COLS: tl.constexpr,
-    SLOTS: tl.constexpr,
+    RINGS: tl.constexpr,
+    CLS_RINGS: tl.constexpr,
+    RING_SLOTS: tl.constexpr,
+    CLS_SLOTS: tl.constexpr,
+    OUT_SLOTS: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_Q: tl.constexpr,
     IEEE: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    """Partial ring, sink and distance sums of BLOCK_Q query rows of one (image, head)."""
+    """Partial ring, CLS-ring, sink and distance sums of BLOCK_Q query rows of one (image, head).
+
+    Everything accumulates elementwise in registers across key blocks (the ring sums in a
+    (RING_SLOTS, BLOCK_Q, BLOCK_K) one-hot accumulator), and is reduced across threads once,
+    at the end; only the first query block, which holds the CLS row, reduces its row per block.
+    """
     q_block, bh = tl.program_id(0), tl.program_id(1)
     b, h = bh // heads, bh % heads
     rows = q_block * BLOCK_Q + tl.arange(0, BLOCK_Q)
@@ -83,12 +92,14 @@ def ring_kernel(
         m = m_new
     inv = 1.0 / tl.where(row_ok, norm, 1.0)
     m = tl.where(row_ok, m, 0.0)
-    # pass 2: probabilities, folded into the column sums and per-row distance, patch and sink mass
-    slots = tl.arange(0, SLOTS)
-    acc = tl.zeros([SLOTS], tl.float32)
-    weighted = tl.zeros([BLOCK_Q], tl.float32)
-    mass = tl.zeros([BLOCK_Q], tl.float32)
-    sink = tl.zeros([BLOCK_Q], tl.float32)
+    # pass 2: probabilities, accumulated per (ring, row, key slot) and per (row, key slot)
+    ring_ids = tl.arange(0, RING_SLOTS)
+    cls_ids = tl.arange(0, CLS_SLOTS)
+    ring_acc = tl.zeros([RING_SLOTS, BLOCK_Q, BLOCK_K], tl.float32)
+    weighted = tl.zeros([BLOCK_Q, BLOCK_K], tl.float32)
+    mass = tl.zeros([BLOCK_Q, BLOCK_K], tl.float32)
+    sink = tl.zeros([BLOCK_Q, BLOCK_K], tl.float32)
+    cls_acc = tl.zeros([CLS_SLOTS], tl.float32)
     for start in range(0, tokens, BLOCK_K):
         keys = start + tl.arange(0, BLOCK_K)
         pair_ok = row_ok[:, None] & (keys[None, :] < tokens)
@@ -101,17 +112,20 @@ def ring_kernel(
         p = tl.where(pair_ok, tl.exp2(s - m[:, None]) * inv[:, None], 0.0)
         pair = rows[:, None] * tokens + keys[None, :]
         col = tl.load(col_ptr + pair, mask=pair_ok, other=-1)
-        dist = tl.load(dist_ptr + pair, mask=pair_ok, other=0.0)
-        weighted += tl.sum(p * dist, 1)
-        mass += tl.sum(tl.where((col >= 0) & (col < PATCH_COLS), p, 0.0), 1)
-        sink += tl.sum(tl.where(col == N_COLS, p, 0.0), 1)
-        # a tile of nearby rows and keys spans a few rings only: loop over the ones present
-        ring = tl.where((col >= 0) & (col < N_COLS), col, -1)
-        low = tl.min(tl.where(ring >= 0, ring, N_COLS))
-        for c in range(low, tl.max(ring) + 1):
-            acc += tl.where(slots == c, tl.sum(tl.sum(tl.where(ring == c, p, 0.0), 1), 0), 0.0)
+        weighted += p * tl.load(dist_ptr + pair, mask=pair_ok, other=0.0)
+        ring = tl.where(col < RINGS, col, -1)  # patch query to patch key pairs; -1 for the rest
+        mass += tl.where(ring >= 0, p, 0.0)
+        sink += tl.where(col == RINGS + CLS_RINGS, p, 0.0)
+        ring_acc += tl.where(ring[None, :, :] == ring_ids[:, None, None], p[None, :, :], 0.0)
+        if q_block == 0:  # the CLS query (row 0) and its rings around the grid centre
+            cls_p = tl.sum(tl.where(rows[:, None] == 0, p, 0.0), 0)
+            cls_col = tl.load(col_ptr + keys, mask=keys < tokens, other=-1) - RINGS
+            cls_acc += tl.sum(tl.where(cls_col[None, :] == cls_ids[:, None], cls_p[None, :], 0.0), 1)
     is_patch = tl.load(pq_ptr + rows, mask=row_ok, other=0) != 0
-    ratio = tl.where(is_patch, weighted / tl.maximum(mass, 1e-30), 0.0)
-    acc += tl.where(slots == N_COLS, tl.sum(sink, 0), 0.0)
-    acc += tl.where(slots == N_COLS + 1, tl.sum(ratio, 0), 0.0)
-    tl.store(out_ptr + (bh * tl.num_programs(0) + q_block) * SLOTS + slots, acc)
+    patch_mass = tl.sum(mass, 1)
+    ratio = tl.where(is_patch, tl.sum(weighted, 1) / tl.maximum(patch_mass, 1e-30), 0.0)
+    base = out_ptr + (bh * tl.num_programs(0) + q_block) * OUT_SLOTS
+    tl.store(base + ring_ids, tl.sum(tl.sum(ring_acc, 2), 1), mask=ring_ids < RINGS)
+    tl.store(base + RINGS + cls_ids, cls_acc, mask=cls_ids < CLS_RINGS)
+    tl.store(base + RINGS + CLS_RINGS, tl.sum(tl.sum(sink, 1), 0))
+    tl.store(base + RINGS + CLS_RINGS + 1, tl.sum(ratio, 0))
