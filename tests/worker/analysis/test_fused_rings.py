@@ -1,5 +1,7 @@
 """The fused ring kernel against the materialised reduction (on CUDA, else in Triton's interpreter)."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -56,13 +58,14 @@ def test_peaked_scores_do_not_overflow_and_put_each_patch_on_itself():
     # scores of 200^2 on the diagonal: a softmax without the running maximum overflows
     tokens = torch.eye(layout.n_tokens, device=DEVICE)[None, None] * 200
     stats = fused_rings.reduce_scores(tokens, tokens, 1.0, RingGeometry.build(layout, DEVICE))
-    torch.testing.assert_close(stats.ring_patch[0, 0].cpu(), torch.tensor([1.0, 0.0, 0.0]))
+    # exact under the interpreter; 1 - 6e-5 on the H200 (torch 2.11, Triton 3.6), within the 1e-4 allowed
+    torch.testing.assert_close(stats.ring_patch[0, 0].cpu(), torch.tensor([1.0, 0.0, 0.0]), atol=1e-4, rtol=0)
     assert stats.distance_px.item() == 0
 
 
 @pytest.mark.parametrize("family", ["vit", "deit-distilled", "dinov2-registers"])
 def test_profile_through_the_fused_kernel_equals_the_materialised_profile(family):
-    lm = micro(family)
+    lm = copy.deepcopy(micro(family)).to(DEVICE)  # the micro models are shared: move a copy
     pixels = lm.preprocess(np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
     geo = RingGeometry.build(lm.layout, lm.device, lm.dtype)
     results = []
