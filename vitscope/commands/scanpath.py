@@ -100,6 +100,8 @@ def train_main(args: argparse.Namespace) -> int:
             "--appearance vit needs per-object ViT features, which train-scanpath does not compute yet; "
             "use --appearance cnn"
         )
+    import torch
+
     from worker.scanpath.datasets import split_by_trial, synth_records
     from worker.scanpath.model import OAT, OATConfig
     from worker.scanpath.train import TrainConfig, train_model
@@ -113,6 +115,7 @@ def train_main(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
         device=args.device, bf16=args.bf16, val_samples=args.val_samples, progress=sys.stderr.isatty(),
     )  # fmt: skip
+    torch.manual_seed(args.seed)  # the initial weights too, so that --seed reproduces a run
     result = train_model(OAT(config), train, val, cfg, out=args.out)
     summary = {"out": str(args.out), "dataset": args.dataset, **result.summary()}
     if args.json:
@@ -126,8 +129,8 @@ def train_main(args: argparse.Namespace) -> int:
 def eval_main(args: argparse.Namespace) -> int:
     """Evaluate OAT and the baselines; print the scores; return the exit status."""
     _check_positive(samples=args.samples, subjects=args.subjects)
-    from worker.scanpath.datasets import group_by_trial, synth_records
-    from worker.scanpath.evaluate import evaluate, reference_behaviour
+    from worker.scanpath.datasets import SynthTrials, synth_references
+    from worker.scanpath.evaluate import evaluate
     from worker.scanpath.model import load_checkpoint
     from worker.scanpath.train import resolve_device
 
@@ -137,15 +140,16 @@ def eval_main(args: argparse.Namespace) -> int:
             "'vitscope train-scanpath --out DIR' and pass --checkpoint DIR"
         )
     model = load_checkpoint(args.checkpoint, resolve_device(args.device))
-    groups = group_by_trial(synth_records(args.dataset, args.subjects))
-    trials, refs = [t for t, _ in groups], [[list(p) for p in ps] for _, ps in groups]
-    scores = evaluate(model, trials, refs, samples=args.samples, seed=args.seed)
+    # scenes are rendered again chunk by chunk when scored, so memory does not grow with N
+    trials = SynthTrials(args.dataset)
+    refs = synth_references(trials, args.subjects)
+    result = evaluate(model, trials, refs, args.samples, args.seed, progress=sys.stderr.isatty())
     report = {
         "dataset": args.dataset,
         "checkpoint": str(args.checkpoint),
         "samples": args.samples,
-        "reference_behaviour": reference_behaviour(trials, refs).as_dict(),
-        "methods": {name: s.as_dict() for name, s in scores.items()},
+        "reference_behaviour": result.reference.as_dict(),
+        "methods": {name: s.as_dict() for name, s in result.methods.items()},
     }
     if args.json:
         json.dump(report, sys.stdout)

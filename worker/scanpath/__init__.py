@@ -1,6 +1,7 @@
 """OAT scanpath prediction: the model, a simulated searcher, baselines, metrics, data loaders.
 
-Torch is only imported by `model`, `batching`, `train` and `evaluate`; the rest is numpy.
+Torch is only imported by `model`, `decoding`, `batching`, `train` and `evaluate`; the rest is
+numpy.
 """
 
 from pathlib import Path

@@ -9,31 +9,63 @@ scene of the validation or test split is seen in training.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import overload
 
 import numpy as np
 
 from vitscope.datasets import parse_search_spec
 from vitscope.errors import UserError
 from worker.data.synthscenes import SynthSearch
-from worker.scanpath.simulator import SearcherParams, simulate
+from worker.scanpath.simulator import SearcherParams, simulate, simulate_subjects
 from worker.scanpath.trials import ScanpathRecord, Trial, trial_from_scene
 
 SPLIT = (0.8, 0.1, 0.1)
 
 
+class SynthTrials(Sequence[Trial]):
+    """The trials of a `synthsearch:` spec, rendered when read (memory independent of N)."""
+
+    def __init__(self, spec: str) -> None:
+        if not spec.startswith("synthsearch:"):
+            raise UserError(
+                f"dataset {spec!r}: scanpath datasets are 'synthsearch:N[:seed=S][:layout=grid:RxC]'"
+            )
+        n, self.seed, layout = parse_search_spec(spec)
+        self.scenes = SynthSearch(n, seed=self.seed, layout=layout)
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    @overload
+    def __getitem__(self, i: int) -> Trial: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Trial]: ...
+
+    def __getitem__(self, i: int | slice) -> Trial | list[Trial]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        k = range(len(self))[i]
+        return trial_from_scene(self.scenes[k], f"synthsearch-{self.seed}-{k}")
+
+
 def synth_trials(spec: str) -> tuple[list[Trial], int]:
     """Return (the trials of a `synthsearch:` spec, its seed)."""
-    if not spec.startswith("synthsearch:"):
-        raise UserError(f"dataset {spec!r}: scanpath datasets are 'synthsearch:N[:seed=S][:layout=grid:RxC]'")
-    n, seed, layout = parse_search_spec(spec)
-    scenes = SynthSearch(n, seed=seed, layout=layout)
-    return [trial_from_scene(s, f"synthsearch-{seed}-{i}") for i, s in enumerate(scenes)], seed
+    trials = SynthTrials(spec)
+    return list(trials), trials.seed
 
 
 def synth_records(spec: str, subjects: int = 6, params: SearcherParams | None = None) -> list[ScanpathRecord]:
     """Return `subjects` simulated scanpaths on every scene of the spec (grouped by trial)."""
     trials, seed = synth_trials(spec)
     return simulate(trials, subjects, params, seed=seed)
+
+
+def synth_references(
+    trials: SynthTrials, subjects: int = 6, params: SearcherParams | None = None
+) -> list[list[list[int]]]:
+    """The simulated scanpaths of `synth_records`, per trial, rendering one scene at a time."""
+    return [simulate_subjects(t, k, subjects, params, trials.seed) for k, t in enumerate(trials)]
 
 
 def group_by_trial(records: Sequence[ScanpathRecord]) -> list[tuple[Trial, list[tuple[int, ...]]]]:

@@ -15,6 +15,10 @@ Token layout (N objects per scene, padded to the batch's largest N):
   Padded objects are masked; at the first step EOS and PAD are masked, so every scanpath has
   at least one fixation; decoding never emits PAD.
 
+Decoding (`greedy`, `sample`) feeds one token per step through `decoding.StepDecoder`, which
+caches keys and values; every step draws for all B·S sequences, so samples depend only on
+the batch and the generator, not on when sequences end.
+
 Appearance: "cnn" (published) takes uint8 crops (…, 3, h, w), h×w = 150×93 by default,
 through Conv(3→16,5)→ReLU→MaxPool5→Conv(16→32,3)→ReLU→MaxPool3→Linear→d/2, trained end to
 end; "vit" takes precomputed per-object features (…, F) through Linear(F→d/2).
@@ -37,7 +41,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vitscope.errors import UserError
+from worker.scanpath.decoding import StepDecoder
 from worker.scanpath.pe import component_dim, fit_position_table, position_embedding
+
+COMPACT_AT = 0.75  # drop finished rows from the decoding caches once a quarter of them has ended
 
 
 @dataclass(frozen=True)
@@ -120,12 +127,6 @@ class Memory:
     tokens: Tensor
     bos: Tensor
 
-    def repeat(self, n: int) -> Memory:
-        """Return the memory with every scene repeated n times consecutively (B·n, ...)."""
-        return Memory(
-            *(t.repeat_interleave(n, dim=0) for t in (self.encoded, self.pad, self.tokens, self.bos))
-        )
-
 
 class CropCNN(nn.Module):
     """OAT's appearance encoder A: (…, 3, h, w) uint8 crops -> (…, out_dim)."""
@@ -149,6 +150,15 @@ class CropCNN(nn.Module):
         lead = crops.shape[:-3]
         x = crops.reshape(-1, *crops.shape[-3:]).float() / 255.0 - 0.5
         return self.proj(self.features(x).flatten(1)).reshape(*lead, -1)
+
+
+def check_cells(cells: Tensor, config: OATConfig) -> None:
+    """Raise `UserError` when grid cells (…, 2) fall outside the positional table of `config`."""
+    if cells.numel() and int(cells.max()) >= config.pe_size:
+        raise UserError(
+            f"grid cells reach {tuple(cells.amax(dim=tuple(range(cells.dim() - 1))).tolist())} but the "
+            f"positional table has {config.pe_size} rows; train a model with a larger pe_size"
+        )
 
 
 def sinusoidal(length: int, dim: int) -> Tensor:
@@ -195,8 +205,11 @@ class OAT(nn.Module):
         return position_embedding(self.pe_table, rows, cols, flags, width)
 
     def encode(self, x: SceneInputs) -> Memory:
-        """Run the appearance encoder and the transformer encoder; returns the `Memory`."""
-        self._check_inputs(x)
+        """Run the appearance encoder and the transformer encoder; returns the `Memory`.
+
+        Cells must lie inside the positional table (`check_cells`; `trial_tensors` checks
+        on the host, so that no step waits for the device).
+        """
         app = self.appearance(x.appearance)  # (B, N, d/2)
         tgt_app = self.appearance(x.target_appearance)  # (B, d/2)
         zeros = torch.zeros_like(x.rows)
@@ -213,15 +226,6 @@ class OAT(nn.Module):
         bos = torch.cat([self.bos_appearance.expand(len(bos_pos), -1), bos_pos], dim=-1)
         return Memory(encoded, pad, tokens, bos)
 
-    def _check_inputs(self, x: SceneInputs) -> None:
-        if x.rows.numel() and (
-            int(x.rows.max()) >= self.config.pe_size or int(x.cols.max()) >= self.config.pe_size
-        ):
-            raise UserError(
-                f"grid cells reach ({int(x.rows.max())}, {int(x.cols.max())}) but the positional table "
-                f"has {self.config.pe_size} rows; train a model with a larger pe_size"
-            )
-
     def decode_logits(self, memory: Memory, prev: Tensor) -> Tensor:
         """Logits of the next object after each prefix.
 
@@ -237,10 +241,15 @@ class OAT(nn.Module):
         )
         tokens = torch.cat([memory.bos[:, None], gathered], dim=1) + self.order_pe[:steps]
         causal = nn.Transformer.generate_square_subsequent_mask(steps, device=prev.device, dtype=tokens.dtype)
-        hidden = self.decoder(tokens, memory.encoded, tgt_mask=causal, memory_key_padding_mask=memory.pad)
+        # the hint spares the decoder comparing the mask with a causal one, a device sync per call
+        hidden = self.decoder(
+            tokens, memory.encoded, tgt_mask=causal, memory_key_padding_mask=memory.pad, tgt_is_causal=True
+        )
         return self._point(memory, hidden)
 
-    def _point(self, memory: Memory, hidden: Tensor) -> Tensor:
+    def _point(self, memory: Memory, hidden: Tensor, first: slice = slice(0, 1)) -> Tensor:
+        """Pointer logits (B, T, N+2) of `hidden` (B, T, d); positions `first` are a scanpath's
+        first step (no EOS, no PAD)."""
         c = self.config
         b, t, _ = hidden.shape
         e = self.point_enc(memory.encoded).view(b, -1, c.pointer_heads, c.d_model)
@@ -251,7 +260,7 @@ class OAT(nn.Module):
         n = memory.tokens.shape[1]
         blocked = torch.cat([memory.pad[:, :n], memory.pad.new_zeros(b, 2)], dim=1)[:, None].expand(-1, t, -1)
         blocked = blocked.clone()
-        blocked[:, 0, n:] = True  # first step: neither EOS nor PAD, a scanpath has >= 1 fixation
+        blocked[:, first, n:] = True  # first step: neither EOS nor PAD, a scanpath has >= 1 fixation
         return logits.masked_fill(blocked, float("-inf"))
 
     def forward(self, x: SceneInputs, fixations: Tensor) -> Tensor:
@@ -307,12 +316,14 @@ def _decode(
     generator: torch.Generator | None,
     max_len: int | None,
     keep_probs: bool,
+    memory: Memory | None = None,
 ) -> Decoded:
-    """One loop over steps for all B·S sequences; `generator` None means greedy (argmax)."""
+    """One loop over steps for all B·S sequences; `generator` None means greedy (argmax);
+    `memory`: the scenes' encoding when already computed (in eval mode)."""
     was_training = model.training
     model.eval()  # dropout off while decoding
     try:
-        return _decode_steps(model, x, samples, generator, max_len, keep_probs)
+        return _decode_steps(model, x, samples, generator, max_len, keep_probs, memory)
     finally:
         model.train(was_training)
 
@@ -324,22 +335,26 @@ def _decode_steps(
     generator: torch.Generator | None,
     max_len: int | None,
     keep_probs: bool,
+    memory: Memory | None,
 ) -> Decoded:
     max_len = min(max_len or model.config.max_len, model.config.max_len)
-    memory = model.encode(x).repeat(samples)
-    n, rows = x.n_objects, memory.bos.shape[0]
-    dev = memory.bos.device
+    memory = model.encode(x) if memory is None else memory
+    n, b = x.n_objects, len(x.target)
+    steps = StepDecoder(model.decoder, memory.encoded, memory.pad, samples, max_len + 1)
+    rows, dev = b * samples, memory.bos.device
+    scene = torch.arange(rows, device=dev) // samples
     prev = torch.full((rows, max_len), -1, dtype=torch.long, device=dev)
     chosen_prob = torch.zeros(rows, max_len + 1, device=dev)
     done = torch.zeros(rows, dtype=torch.bool, device=dev)
     stopped = torch.zeros_like(done)
     all_probs = []
     for t in range(max_len + 1):
-        probs = _next_distribution(model, memory, prev[:, :t], n, final=t == max_len)
-        if generator is None:
-            pick = probs.argmax(-1)
-        else:
-            pick = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        probs = _next_distribution(model, memory, steps, scene, prev, t, final=t == max_len)
+        # every step draws for all B·S rows, finished or not, so the random stream (and the
+        # samples) do not depend on when rows finish
+        pick = (
+            probs.argmax(-1) if generator is None else torch.multinomial(probs, 1, generator=generator)[:, 0]
+        )
         chosen_prob[:, t] = torch.where(done, 0.0, probs.gather(1, pick[:, None])[:, 0])
         if keep_probs:
             all_probs.append(torch.where(done[:, None], 0.0, probs))
@@ -348,15 +363,26 @@ def _decode_steps(
         if t < max_len:
             prev[:, t] = torch.where(done | ended, -1, pick)
         done |= ended
-        if bool(done.all()):
+        remaining = int((~done).sum())  # the one device sync per step
+        if remaining == 0:
             break
-    return _package(prev, chosen_prob, stopped, all_probs, len(x.target), samples, max_len)
+        if remaining <= COMPACT_AT * len(steps.live):
+            steps.compact(~done[steps.live], t)
+    return _package(prev, chosen_prob, stopped, all_probs, b, samples, max_len)
 
 
-def _next_distribution(model: OAT, memory: Memory, prefix: Tensor, n: int, final: bool) -> Tensor:
-    """Probabilities (rows, N+2) of the next token after `prefix`; PAD is a training-time
-    filler and never predicted; at the length limit (`final`) only EOS remains."""
-    logits = model.decode_logits(memory, prefix)[:, -1]
+def _next_distribution(
+    model: OAT, memory: Memory, steps: StepDecoder, scene: Tensor, prev: Tensor, t: int, final: bool
+) -> Tensor:
+    """Probabilities (B·S, N+2) of token `t` of every row (rows no longer live: any valid
+    distribution); PAD is a training-time filler and never predicted; at the length limit
+    (`final`) only EOS remains."""
+    live, n = steps.live, memory.tokens.shape[1]
+    # the first token is BOS, then the object of the previous fixation (finished rows: any)
+    last = prev[live, t - 1].clamp(min=0) if t else None
+    token = memory.bos[scene[live]] if last is None else memory.tokens[scene[live], last]
+    hidden = steps.to_grid(steps.step(token + model.order_pe[t], t))  # (B, S, d)
+    logits = model._point(memory, hidden, slice(None) if t == 0 else slice(0, 0)).flatten(0, 1)
     logits[:, n + 1] = float("-inf")
     if final:
         logits[:, :n] = float("-inf")
@@ -398,6 +424,21 @@ def sample(
     if generator is None:
         generator = torch.Generator(device=x.rows.device).manual_seed(0)
     return _decode(model, x, n, generator, max_len, keep_probs)
+
+
+@torch.no_grad()
+def greedy_and_sample(
+    model: OAT, x: SceneInputs, n: int, generator: torch.Generator, max_len: int | None = None
+) -> tuple[Decoded, Decoded]:
+    """`greedy` and `sample` of the same scenes from one run of the encoder."""
+    was_training = model.training
+    model.eval()
+    try:
+        memory = model.encode(x)
+        first = _decode(model, x, 1, None, max_len, False, memory)
+        return first, _decode(model, x, n, generator, max_len, False, memory)
+    finally:
+        model.train(was_training)
 
 
 def save_checkpoint(model: OAT, folder: Path, extra: dict[str, Any] | None = None) -> None:

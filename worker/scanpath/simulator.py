@@ -146,11 +146,16 @@ def simulate(
     trials: Sequence[Trial], subjects: int, params: SearcherParams | None = None, seed: int = 0
 ) -> list[ScanpathRecord]:
     """Simulate `subjects` searchers on every trial; returns records grouped trial by trial."""
-    params = params or SearcherParams()
     out: list[ScanpathRecord] = []
     for t, trial in enumerate(trials):
-        geo = geometry(trial)
-        for s in range(subjects):
-            path = simulate_geometry(geo, params, subject_rng(seed, t, s))
-            out.append(ScanpathRecord(trial, tuple(path), subject=f"sim{s}"))
+        paths = simulate_subjects(trial, t, subjects, params, seed)
+        out.extend(ScanpathRecord(trial, tuple(p), subject=f"sim{s}") for s, p in enumerate(paths))
     return out
+
+
+def simulate_subjects(
+    trial: Trial, index: int, subjects: int, params: SearcherParams | None = None, seed: int = 0
+) -> list[list[int]]:
+    """The scanpaths of `subjects` searchers on trial number `index` (as `simulate` draws them)."""
+    geo, p = geometry(trial), params or SearcherParams()
+    return [simulate_geometry(geo, p, subject_rng(seed, index, s)) for s in range(subjects)]

@@ -9,6 +9,11 @@ scanpaths per trial against the trial's reference scanpaths).
 Checkpoints are `config.json` + `model.safetensors` (`model.save_checkpoint`), never pickle;
 `load_checkpoint(folder)` returns a model ready for inference. Device-agnostic: "auto" picks
 CUDA when available; bf16 autocast is optional.
+
+Speed: every trial is converted once into tensors that stay on the training device
+(`RecordBank`), so a training step indexes device tensors instead of collating crops on the
+host and copying them over; batch losses are read back once per epoch, so no step waits for
+the device. The shuffling reproduces the `DataLoader` this replaced, batch for batch.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,16 +29,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from vitscope.errors import UserError
-from worker.scanpath.batching import TrialTensors, collate_trials, pad_paths, trial_tensors
+from worker.scanpath.batching import SceneBank, pad_paths
 from worker.scanpath.datasets import group_by_trial
-from worker.scanpath.evaluate import predict_scanpaths, reference_behaviour
-from worker.scanpath.metrics import behaviour_delta, mean_behaviour, sequence_scores
+from worker.scanpath.evaluate import predict_scanpaths
+from worker.scanpath.metrics import BehaviourStats, behaviour_delta, mean_behaviour, sequence_scores
 from worker.scanpath.model import (
     OAT,
+    OATConfig,
     SceneInputs,
     load_checkpoint,
     loss_targets,
@@ -42,7 +47,7 @@ from worker.scanpath.model import (
 )
 from worker.scanpath.trials import ScanpathRecord, Trial
 
-__all__ = ["EpochLog", "ScanpathDataset", "TrainConfig", "TrainResult", "load_checkpoint", "train_model"]
+__all__ = ["EpochLog", "RecordBank", "TrainConfig", "TrainResult", "load_checkpoint", "train_model"]
 log = logging.getLogger(__name__)
 
 
@@ -98,31 +103,72 @@ def _json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class ScanpathDataset(Dataset[tuple[TrialTensors, tuple[int, ...]]]):
-    """(trial tensors, scanpath) pairs; each distinct trial is converted once and shared."""
+@dataclass(frozen=True)
+class RecordBank:
+    """Scanpath records as tensors on the training device, converted once.
 
-    def __init__(self, records: Sequence[ScanpathRecord], model: OAT) -> None:
+    `scenes` holds each distinct trial once (first-seen order); per record, `scene` (R,) long
+    indexes it and `fixations` (R, L) long are the scanpath padded with −1 and cut at the
+    model's max_len. `host_scene` and `lengths` (R,) are host copies, so a batch is trimmed to
+    its own largest N and L, as `collate_trials` and `pad_paths` trim, without a device sync.
+    """
+
+    scenes: SceneBank
+    scene: torch.Tensor
+    fixations: torch.Tensor
+    host_scene: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def from_records(
+        cls, records: Sequence[ScanpathRecord], config: OATConfig, device: torch.device
+    ) -> RecordBank:
+        """Convert records (trials shared between records are converted once)."""
         if not records:
             raise UserError("no scanpath records to train on")
-        self.records = list(records)
-        self.tensors: dict[int, TrialTensors] = {}
-        for r in self.records:
-            if id(r.trial) not in self.tensors:
-                self.tensors[id(r.trial)] = trial_tensors(r.trial, model.config)
+        index: dict[int, int] = {}
+        trials: list[Trial] = []
+        for r in records:
+            if id(r.trial) not in index:
+                index[id(r.trial)] = len(trials)
+                trials.append(r.trial)
+        scenes = SceneBank.from_trials(trials, config, device)
+        host_scene = np.array([index[id(r.trial)] for r in records], dtype=np.int64)
+        paths = [r.scanpath[: config.max_len] for r in records]
+        return cls(
+            scenes,
+            torch.as_tensor(host_scene, device=device),
+            pad_paths(paths).to(device),
+            host_scene,
+            np.array([len(p) for p in paths], dtype=np.int64),
+        )
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.host_scene)
 
-    def __getitem__(self, i: int) -> tuple[TrialTensors, tuple[int, ...]]:
-        r = self.records[i]
-        return self.tensors[id(r.trial)], r.scanpath
+    def batch(self, index: torch.Tensor, host_index: np.ndarray) -> tuple[SceneInputs, torch.Tensor]:
+        """The scenes and fixations (B, L) of the records at `index` (device) = `host_index`."""
+        x = self.scenes.take(self.scene.index_select(0, index), self.host_scene[host_index])
+        return x, self.fixations.narrow(1, 0, int(self.lengths[host_index].max())).index_select(0, index)
+
+    def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[tuple[SceneInputs, torch.Tensor]]:
+        """Batches in `order` (a permutation on the host): one copy of it to the device, then
+        every batch is a slice of device tensors."""
+        on_device, host = order.to(self.scene.device), order.numpy()
+        for start in range(0, len(host), batch_size):
+            stop = start + batch_size
+            yield self.batch(on_device[start:stop], host[start:stop])
 
 
-def collate(
-    items: Sequence[tuple[TrialTensors, tuple[int, ...]]], max_len: int
-) -> tuple[SceneInputs, torch.Tensor]:
-    """Batch of (scenes, fixations (B, L) long padded with −1, cut at `max_len`)."""
-    return collate_trials([t for t, _ in items]), pad_paths([p for _, p in items], max_len)
+def epoch_order(n: int, generator: torch.Generator) -> torch.Tensor:
+    """The order of n records in one shuffled epoch, drawn from `generator` exactly as
+    `DataLoader(shuffle=True, generator=generator)` draws it (a worker base seed, the
+    permutation, and one more permutation when its sampler runs out), so the batches are
+    those of the loader this replaced."""
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    order = torch.randperm(n, generator=generator)
+    torch.randperm(n, generator=generator)
+    return order
 
 
 def resolve_device(name: str) -> torch.device:
@@ -141,93 +187,91 @@ def _autocast(device: torch.device, bf16: bool) -> Any:
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
-def _loader(data: ScanpathDataset, cfg: TrainConfig, shuffle: bool, max_len: int) -> DataLoader[Any]:
-    gen = torch.Generator().manual_seed(cfg.seed)
-    return DataLoader(
-        data,
-        batch_size=cfg.batch_size,
-        shuffle=shuffle,
-        generator=gen,
-        collate_fn=lambda items: collate(items, max_len),
-    )
-
-
 def train_epoch(
     model: OAT,
-    loader: DataLoader[Any],
+    data: RecordBank,
+    order: torch.Tensor,
     opt: torch.optim.Optimizer,
     cfg: TrainConfig,
-    device: torch.device,
     step_budget: list[int],
 ) -> float:
-    """One pass of teacher-forced training; returns the mean batch loss.
+    """One pass of teacher-forced training over `data` in `order`; returns the mean batch loss.
 
     `step_budget` is a one-item list of remaining optimiser steps (decremented; < 0: none).
+    The batch losses stay on the device until the end of the epoch: no step waits for it.
     """
     model.train()
+    device = data.scene.device
     losses = []
-    for x, fix in tqdm(loader, desc="train", leave=False, disable=not cfg.progress):
+    batches = data.batches(order, cfg.batch_size)
+    total = -(-len(order) // cfg.batch_size)
+    for x, fix in tqdm(batches, desc="train", total=total, leave=False, disable=not cfg.progress):
         if step_budget[0] == 0:
             break
-        x, fix = x.to(device), fix.to(device)
         with _autocast(device, cfg.bf16):
             loss = scanpath_loss(model(x, fix), loss_targets(fix, x.n_objects))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        losses.append(loss.item())
+        losses.append(loss.detach())
         step_budget[0] -= 1
-    return float(np.mean(losses)) if losses else math.nan
+    return _mean(losses)
+
+
+def _mean(losses: list[torch.Tensor]) -> float:
+    """Mean of scalar losses as float64 (the same number as np.mean of their .item()s)."""
+    return float(np.mean(torch.stack(losses).double().cpu().numpy())) if losses else math.nan
 
 
 @torch.no_grad()
-def validation_loss(model: OAT, loader: DataLoader[Any], device: torch.device, bf16: bool = False) -> float:
-    """Mean teacher-forced loss over a loader (model in eval mode)."""
+def validation_loss(model: OAT, data: RecordBank, batch_size: int, bf16: bool = False) -> float:
+    """Mean teacher-forced batch loss over records in order (model in eval mode)."""
     model.eval()
+    device = data.scene.device
     losses = []
-    for x, fix in loader:
-        x, fix = x.to(device), fix.to(device)
+    for x, fix in data.batches(torch.arange(len(data)), batch_size):
         with _autocast(device, bf16):
-            losses.append(float(scanpath_loss(model(x, fix), loss_targets(fix, x.n_objects))))
-    return float(np.mean(losses))
+            losses.append(scanpath_loss(model(x, fix), loss_targets(fix, x.n_objects)))
+    return _mean(losses)
 
 
 @dataclass(frozen=True)
 class ValidationSet:
-    """Validation records as loaders and per-trial references for the decoding metrics."""
+    """Validation records on the device, and per trial (`records.scenes` order) its target and
+    reference scanpaths, with their mean behaviour."""
 
-    loader: DataLoader[Any]
-    trials: list[Trial]
-    tensors: list[TrialTensors]
+    records: RecordBank
+    targets: list[int]
     refs: list[list[list[int]]]
+    reference: BehaviourStats
 
 
-def validation_set(records: Sequence[ScanpathRecord], model: OAT, cfg: TrainConfig) -> ValidationSet:
-    """Prepare validation records (tensors converted once)."""
-    data = ScanpathDataset(records, model)
+def validation_set(
+    records: Sequence[ScanpathRecord], config: OATConfig, device: torch.device
+) -> ValidationSet:
+    """Prepare validation records (tensors converted once, kept on `device`)."""
     groups = group_by_trial(records)
-    tensors = [data.tensors[id(t)] for t, _ in groups]
+    targets = [t.target for t, _ in groups]
     refs = [[list(p) for p in paths] for _, paths in groups]
-    return ValidationSet(
-        _loader(data, cfg, False, model.config.max_len), [t for t, _ in groups], tensors, refs
+    reference = mean_behaviour(
+        [r for rs in refs for r in rs], [targets[i] for i, rs in enumerate(refs) for _ in rs]
     )
+    return ValidationSet(RecordBank.from_records(records, config, device), targets, refs, reference)
 
 
-def validate(
-    model: OAT, val: ValidationSet, cfg: TrainConfig, device: torch.device
-) -> tuple[float, float, float]:
+def validate(model: OAT, val: ValidationSet, cfg: TrainConfig) -> tuple[float, float, float]:
     """Return (val loss, val sequence score of greedy decoding, val Δ of sampled decoding)."""
-    loss = validation_loss(model, val.loader, device, cfg.bf16)
-    greedy_paths = predict_scanpaths(model, val.tensors)
+    loss = validation_loss(model, val.records, cfg.batch_size, cfg.bf16)
+    scenes = val.records.scenes
+    gen = torch.Generator(device=scenes.inputs.rows.device).manual_seed(cfg.seed)
+    greedy_paths, sampled = predict_scanpaths(model, scenes, cfg.val_samples, gen)
     pairs = [(g[0], r) for g, rs in zip(greedy_paths, val.refs, strict=True) for r in rs]
     ss = float(np.mean(sequence_scores([p for p, _ in pairs], [r for _, r in pairs])))
-    sampled = predict_scanpaths(model, val.tensors, samples=cfg.val_samples, seed=cfg.seed)
-    targets = [t.target for t in val.trials]
     stats = mean_behaviour(
-        [p for ps in sampled for p in ps], [targets[i] for i, ps in enumerate(sampled) for _ in ps]
+        [p for ps in sampled for p in ps], [val.targets[i] for i, ps in enumerate(sampled) for _ in ps]
     )
-    return loss, ss, behaviour_delta(stats, reference_behaviour(val.trials, val.refs))
+    return loss, ss, behaviour_delta(stats, val.reference)
 
 
 def train_model(
@@ -244,15 +288,16 @@ def train_model(
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     model.to(device)
-    loader = _loader(ScanpathDataset(train_records, model), cfg, True, model.config.max_len)
-    val = validation_set(val_records, model, cfg) if val_records else None
+    data = RecordBank.from_records(train_records, model.config, device)
+    val = validation_set(val_records, model.config, device) if val_records else None
+    shuffle = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     result, stale, start = TrainResult(model), 0, time.perf_counter()
     budget = [cfg.max_steps if cfg.max_steps is not None else -1]
     best_state: dict[str, torch.Tensor] = {}
     for epoch in range(1, cfg.epochs + 1):
-        train_loss = train_epoch(model, loader, opt, cfg, device, budget)
-        entry = EpochLog(epoch, train_loss, *(validate(model, val, cfg, device) if val else (math.nan,) * 3))
+        train_loss = train_epoch(model, data, epoch_order(len(data), shuffle), opt, cfg, budget)
+        entry = EpochLog(epoch, train_loss, *(validate(model, val, cfg) if val else (math.nan,) * 3))
         result.history.append(entry)
         log.info(
             "epoch %d  train loss %.4f  val loss %.4f  val SS %.4f  val delta %.4f", *asdict(entry).values()

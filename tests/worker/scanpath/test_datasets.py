@@ -1,7 +1,14 @@
+import numpy as np
 import pytest
 
 from vitscope.errors import UserError
-from worker.scanpath.datasets import group_by_trial, split_by_trial, synth_records
+from worker.scanpath.datasets import (
+    SynthTrials,
+    group_by_trial,
+    split_by_trial,
+    synth_records,
+    synth_references,
+)
 
 
 def test_synthsearch_records_are_deterministic_and_grouped() -> None:
@@ -24,3 +31,12 @@ def test_split_is_by_trial() -> None:
 def test_other_dataset_specs_are_refused() -> None:
     with pytest.raises(UserError, match="synthsearch:N"):
         synth_records("synthscenes:10")
+
+
+def test_lazy_trials_and_references_match_the_records() -> None:
+    spec = "synthsearch:3:seed=1:layout=grid:3x4"
+    groups = group_by_trial(synth_records(spec, subjects=2))
+    trials = SynthTrials(spec)
+    assert len(trials) == 3 and [t.trial_id for t in trials[1:]] == [g.trial_id for g, _ in groups[1:]]
+    assert np.array_equal(trials[-1].image, groups[2][0].image)
+    assert synth_references(trials, subjects=2) == [[list(p) for p in paths] for _, paths in groups]

@@ -6,11 +6,16 @@ import pytest
 from worker.scanpath.metrics import (
     HUMAN_AMAZON,
     BehaviourStats,
+    PaddedPaths,
+    Saccades,
+    behaviour_arrays,
     behaviour_delta,
     behaviour_stats,
     mean_behaviour,
     multimatch,
     multimatch_scores,
+    pair_multimatch,
+    pair_sequence_scores,
     runs,
     sequence_score,
     sequence_scores,
@@ -100,3 +105,49 @@ def test_behaviour_delta_hand_example() -> None:
     assert behaviour_delta(m, HUMAN_AMAZON) == pytest.approx(0.5)
     zero_ref = BehaviourStats(1.0, 1.0, 1.0, 1.0, 0.0)
     assert behaviour_delta(BehaviourStats(1.0, 1.0, 1.0, 1.0, 0.25), zero_ref) == pytest.approx(0.05)
+
+
+def _random_paths(rng: np.random.Generator, k: int, longest: int, objects: int = 6) -> list[list[int]]:
+    return [rng.integers(0, objects, rng.integers(1, longest + 1)).tolist() for _ in range(k)]
+
+
+def _lcs(a: list[int], b: list[int]) -> int:
+    """Textbook longest common subsequence."""
+    row = [0] * (len(b) + 1)
+    for x in a:
+        diag = 0
+        for j, y in enumerate(b):
+            diag, row[j + 1] = row[j + 1], diag + 1 if x == y else max(row[j + 1], row[j])
+    return row[-1]
+
+
+@pytest.mark.parametrize(("pred_max", "gt_max"), [(12, 12), (90, 20), (20, 90), (90, 90)])
+def test_bit_parallel_lcs_equals_the_textbook_lcs(pred_max: int, gt_max: int) -> None:
+    # one side longer than a 64-bit word swaps sides; both longer falls back to a DP
+    rng = np.random.default_rng(pred_max + gt_max)
+    preds, gts = _random_paths(rng, 60, pred_max), _random_paths(rng, 60, gt_max)
+    expected = [_lcs(p, g) / max(len(p), len(g)) for p, g in zip(preds, gts, strict=True)]
+    assert sequence_scores(preds, gts).tolist() == expected
+
+
+def test_pairs_index_shared_scanpaths() -> None:
+    rng = np.random.default_rng(1)
+    preds, refs = _random_paths(rng, 30, 15, 84), _random_paths(rng, 4, 15, 84)
+    pi, ri = np.repeat(np.arange(30), 4), np.tile(np.arange(4), 30)
+    got = pair_sequence_scores(PaddedPaths.from_lists(preds), PaddedPaths.from_lists(refs), pi, ri)
+    assert np.array_equal(got, sequence_scores([preds[i] for i in pi], [refs[i] for i in ri]))
+    # grid centres: many saccades are equal, so alignment ties are common
+    centres = np.stack(np.meshgrid(np.arange(14) * 32.0, np.arange(6) * 32.0), -1).reshape(-1, 2)
+    pxy, rxy = [centres[p] for p in preds], [centres[r] for r in refs]
+    got_mm = pair_multimatch(Saccades.from_lists(pxy), Saccades.from_lists(rxy), pi, ri, 500.0)
+    one_by_one = [multimatch(pxy[i], rxy[j], 500.0) for i, j in zip(pi, ri, strict=True)]
+    for k in got_mm:
+        assert np.array_equal(got_mm[k], [m[k] for m in one_by_one])
+
+
+def test_behaviour_arrays_equal_the_per_scanpath_statistics() -> None:
+    rng = np.random.default_rng(2)
+    paths, targets = _random_paths(rng, 100, 20, 5), rng.integers(0, 5, 100)
+    arrays = behaviour_arrays(PaddedPaths.from_lists(paths), targets)
+    for k, (path, target) in enumerate(zip(paths, targets, strict=True)):
+        assert {key: a[k] for key, a in arrays.items()} == behaviour_stats(path, int(target)).as_dict()

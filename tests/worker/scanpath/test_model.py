@@ -11,6 +11,7 @@ from worker.scanpath.batching import collate_trials, trial_tensors
 from worker.scanpath.model import (
     OAT,
     CropCNN,
+    Memory,
     OATConfig,
     SceneInputs,
     greedy,
@@ -47,17 +48,22 @@ def batch(trial: Trial) -> SceneInputs:
 
 
 class _Bump(torch.nn.Module):
-    """Wraps the head-mixing layer and adds 1e4 to chosen logit columns, before masking."""
+    """Wraps the head-mixing layer and adds 1e4 to a chosen logit column, before masking.
+
+    Decoding calls the pointer once per step, so call k is step k: `columns[k]` is favoured
+    for every sequence at step k.
+    """
 
     def __init__(self, mix: torch.nn.Module, columns: dict[int, int]) -> None:
         super().__init__()
-        self.mix, self.columns = mix, columns
+        self.mix, self.columns, self.calls = mix, columns, 0
 
     def forward(self, scores: torch.Tensor) -> torch.Tensor:
-        out = self.mix(scores).clone()  # (B, T, N+2, 1)
-        for step, column in self.columns.items():
-            if step < out.shape[1]:
-                out[:, step, column] += 1e4
+        out = self.mix(scores).clone()  # (..., N+2, 1)
+        column = self.columns.get(self.calls)
+        self.calls += 1
+        if column is not None:
+            out[..., column, :] += 1e4
         return out
 
 
@@ -161,3 +167,50 @@ def test_grid_larger_than_the_positional_table_is_refused(trial: Trial) -> None:
     small_table = replace(TINY, pe_size=2)
     with pytest.raises(UserError, match="positional table"):
         OAT(small_table)(collate_trials([trial_tensors(trial, small_table)]), torch.tensor([[0]]))
+
+
+def _rerun_decode(
+    model: OAT, x: SceneInputs, samples: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference decoding: the whole prefix through `nn.TransformerDecoder` at every step, each
+    scene's encoding repeated per sample, a draw for every row at every step."""
+    memory = model.encode(x)
+    parts = (memory.encoded, memory.pad, memory.tokens, memory.bos)
+    memory = Memory(*(t.repeat_interleave(samples, dim=0) for t in parts))
+    n, rows, steps = x.n_objects, len(x.target) * samples, model.config.max_len
+    prev = torch.full((rows, steps), -1)
+    chosen = torch.zeros(rows, steps + 1)
+    done = torch.zeros(rows, dtype=torch.bool)
+    for t in range(steps + 1):
+        logits = model.decode_logits(memory, prev[:, :t])[:, -1]
+        logits[:, n + 1] = float("-inf")
+        if t == steps:
+            logits[:, :n] = float("-inf")
+        probs = logits.softmax(-1)
+        pick = (
+            probs.argmax(-1) if generator is None else torch.multinomial(probs, 1, generator=generator)[:, 0]
+        )
+        chosen[:, t] = torch.where(done, 0.0, probs.gather(1, pick[:, None])[:, 0])
+        if t < steps:
+            prev[:, t] = torch.where(done | (pick == n), -1, pick)
+        done |= pick == n
+        if done.all():
+            break
+    return prev, chosen
+
+
+@torch.no_grad()
+def test_cached_decoding_equals_rerunning_the_decoder(model: OAT, trial: Trial) -> None:
+    # scenes of 6 and 4 objects (padding); sequences end at different steps, so finished rows
+    # leave the caches while others go on
+    small = trial_from_scene(grid_scene(rows=2, cols=2, target=1), "2x2")
+    x = collate_trials([trial_tensors(trial, TINY), trial_tensors(small, TINY)])
+    out = sample(model, x, n=40, generator=torch.Generator().manual_seed(5))
+    prev, chosen = _rerun_decode(model, x, 40, torch.Generator().manual_seed(5))
+    assert len(set(out.lengths.flatten().tolist())) > 3
+    assert torch.equal(out.indices.flatten(0, 1), prev)
+    assert torch.allclose(out.chosen_prob.flatten(0, 1), chosen, atol=1e-5)
+    out = greedy(model, x)
+    prev, chosen = _rerun_decode(model, x, 1, None)
+    assert torch.equal(out.indices.flatten(0, 1), prev)
+    assert torch.allclose(out.chosen_prob.flatten(0, 1), chosen, atol=1e-5)

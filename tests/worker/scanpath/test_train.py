@@ -1,12 +1,21 @@
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
-from worker.scanpath.batching import collate_trials, trial_tensors
+from worker.scanpath.batching import collate_trials, pad_paths, trial_tensors
 from worker.scanpath.model import OAT, OATConfig, greedy
-from worker.scanpath.train import TrainConfig, load_checkpoint, resolve_device, train_model
+from worker.scanpath.train import (
+    RecordBank,
+    TrainConfig,
+    epoch_order,
+    load_checkpoint,
+    resolve_device,
+    train_model,
+)
 from worker.scanpath.trials import ScanpathRecord, trial_from_scene
 
 from .conftest import grid_scene
@@ -60,3 +69,28 @@ def test_unknown_device_is_a_user_error() -> None:
 
     with pytest.raises(UserError, match="unknown device"):
         resolve_device("tpu9")
+
+
+def test_epoch_order_is_the_shuffling_data_loaders() -> None:
+    loader = DataLoader(
+        list(range(11)), batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(3)
+    )
+    ours = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        assert torch.cat(list(loader)).tolist() == epoch_order(11, ours).tolist()
+
+
+def test_record_batches_equal_collated_records() -> None:
+    records = _records()
+    records.append(ScanpathRecord(records[0].trial, tuple(range(6)) * 3, "long"))  # cut at max_len
+    small = trial_from_scene(grid_scene(rows=2, cols=2, target=1), "2x2")
+    records.append(ScanpathRecord(small, (0, 1), "s"))
+    bank = RecordBank.from_records(records, TINY, torch.device("cpu"))
+    assert len(bank.scenes) == 4 and len(bank) == 5
+    for index in ([4, 0], [3, 1, 4], [2]):
+        x, fix = bank.batch(torch.tensor(index), np.array(index))
+        expected = collate_trials([trial_tensors(records[i].trial, TINY) for i in index])
+        assert torch.equal(x.appearance, expected.appearance) and torch.equal(
+            x.object_mask, expected.object_mask
+        )
+        assert torch.equal(fix, pad_paths([records[i].scanpath for i in index], TINY.max_len))
