@@ -12,6 +12,8 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,14 @@ def _register_train(subparsers: Any) -> None:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--ffn", type=int, default=None, help="feed-forward width (default: d-model)")
     p.add_argument("--crop", default="150x93", help="appearance crop size HxW (published: 150x93)")
-    p.add_argument("--appearance", choices=("cnn", "vit"), default="cnn")
+    p.add_argument(
+        "--appearance",
+        choices=("cnn", "vit"),
+        default="cnn",
+        help="cnn: a small CNN on object crops, trained end to end (published); "
+        "vit: the --vit-model's last-block patch tokens pooled inside each object box",
+    )
+    p.add_argument("--vit-model", default="demo", help="model spec whose features --appearance vit reads")
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--patience", type=int, default=30)
@@ -71,6 +80,11 @@ def _register_eval(subparsers: Any) -> None:
     )
     p.add_argument("--subjects", type=int, default=6, help="reference (simulated) scanpaths per scene")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    p.add_argument(
+        "--vit-model",
+        default=None,
+        help="for a ViT-appearance checkpoint (default: the model it was trained on)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     p.set_defaults(handler=eval_main)
@@ -95,22 +109,23 @@ def train_main(args: argparse.Namespace) -> int:
     _check_positive(
         epochs=args.epochs, subjects=args.subjects, batch_size=args.batch_size, layers=args.layers
     )
-    if args.appearance == "vit":
-        raise CliError(
-            "--appearance vit needs per-object ViT features, which train-scanpath does not compute yet; "
-            "use --appearance cnn"
-        )
     import torch
 
     from worker.scanpath.datasets import split_by_trial, synth_records
     from worker.scanpath.model import OAT, OATConfig
     from worker.scanpath.train import TrainConfig, train_model
 
+    records = synth_records(args.dataset, args.subjects)
+    feature_dim = 0
+    if args.appearance == "vit":
+        records = _with_vit_features(records, args.vit_model, args.device)
+        feature_dim = int(records[0].trial.features.shape[1])  # type: ignore[union-attr]  # set just above
     config = OATConfig(
         d_model=args.d_model, encoder_layers=args.layers, decoder_layers=args.layers, heads=args.heads,
         ffn=args.ffn or args.d_model, appearance=args.appearance, crop_size=parse_crop(args.crop),
+        feature_dim=feature_dim, feature_model=args.vit_model if args.appearance == "vit" else "",
     )  # fmt: skip
-    train, val, _ = split_by_trial(synth_records(args.dataset, args.subjects), seed=args.seed)
+    train, val, _ = split_by_trial(records, seed=args.seed)
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
         device=args.device, bf16=args.bf16, val_samples=args.val_samples, progress=sys.stderr.isatty(),
@@ -141,8 +156,12 @@ def eval_main(args: argparse.Namespace) -> int:
         )
     model = load_checkpoint(args.checkpoint, resolve_device(args.device))
     # scenes are rendered again chunk by chunk when scored, so memory does not grow with N
-    trials = SynthTrials(args.dataset)
-    refs = synth_references(trials, args.subjects)
+    synth = SynthTrials(args.dataset)
+    refs = synth_references(synth, args.subjects)
+    trials: Sequence[Any] = synth
+    if model.config.appearance == "vit":  # features for every scene: these are kept in memory
+        vit = args.vit_model or model.config.feature_model or "demo"
+        trials = _vit_features(list(trials), vit, args.device)
     result = evaluate(model, trials, refs, args.samples, args.seed, progress=sys.stderr.isatty())
     report = {
         "dataset": args.dataset,
@@ -157,6 +176,22 @@ def eval_main(args: argparse.Namespace) -> int:
     else:
         _print_table(report)
     return 0
+
+
+def _vit_features(trials: list[Any], spec: str, device: str) -> list[Any]:
+    """`trials` with per-object features of the ViT `spec` (the "vit" appearance)."""
+    from worker.models import load_model
+    from worker.scanpath.proposals import with_object_features
+    from worker.scanpath.train import resolve_device
+
+    return with_object_features(load_model(spec, device=str(resolve_device(device))), trials)
+
+
+def _with_vit_features(records: list[Any], spec: str, device: str) -> list[Any]:
+    """Scanpath records whose trials carry per-object features of the ViT `spec`."""
+    trials = list(dict.fromkeys(r.trial for r in records))  # trials compare by identity
+    featured = dict(zip(trials, _vit_features(trials, spec, device), strict=True))
+    return [replace(r, trial=featured[r.trial]) for r in records]
 
 
 def _print_table(report: dict[str, Any]) -> None:

@@ -60,6 +60,7 @@ class OATConfig:
     pointer_heads: int = 2
     appearance: Literal["cnn", "vit"] = "cnn"
     feature_dim: int = 0
+    feature_model: str = ""  # the model spec whose features a "vit" appearance reads (informative)
     crop_size: tuple[int, int] = (150, 93)
     pe_size: int = 14
     sigma: float = 2.0
@@ -441,12 +442,21 @@ def greedy_and_sample(
         model.train(was_training)
 
 
-def save_checkpoint(model: OAT, folder: Path, extra: dict[str, Any] | None = None) -> None:
-    """Write `config.json` (the config plus `extra`, e.g. training info) and `model.safetensors`."""
+def save_checkpoint(
+    model: OAT, folder: Path, extra: dict[str, Any] | None = None, dtype: torch.dtype = torch.float16
+) -> None:
+    """Write `config.json` (the config plus `extra`, e.g. training info) and `model.safetensors`.
+
+    Floating-point weights are stored in `dtype` (float16 by default: half the size, and the
+    model loads them into float32).
+    """
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
     save_file(state, str(folder / "model.safetensors"))
     meta = {"model": asdict(model.config), **(extra or {})}
     (folder / "config.json").write_text(json.dumps(meta, indent=2))

@@ -31,11 +31,28 @@ def test_train_then_eval_prints_json_per_method(tmp_path: Path, capsys: pytest.C
         assert scores["delta"] >= 0.0
 
 
+def test_vit_appearance_trains_on_the_vit_features_and_evaluates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ckpt"
+    args = ["train-scanpath", "--dataset", "synthsearch:4:seed=3:layout=grid:3x4", "--subjects", "2"]
+    args += [*TINY_MODEL, "--appearance", "vit", "--vit-model", "random:vit-micro", "--epochs", "1"]
+    assert main([*args, "--val-samples", "2", "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    config = json.loads((out / "config.json").read_text())["model"]
+    assert config["appearance"] == "vit" and config["feature_model"] == "random:vit-micro"
+    assert config["feature_dim"] > 0
+    args = ["eval-scanpath", "--dataset", "synthsearch:2:seed=9:layout=grid:3x4", "--checkpoint", str(out)]
+    assert main([*args, "--samples", "2", "--subjects", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0.0 <= report["methods"]["oat_sampled"]["sequence_score"] <= 1.0
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["train-scanpath", "--out", "x", "--crop", "big"], "--crop 'big' is not HxW"),
-        (["train-scanpath", "--out", "x", "--appearance", "vit"], "--appearance vit needs per-object"),
+        (["train-scanpath", "--out", "x", "--appearance", "vit", "--vit-model", "nope:x"], "nope:x"),
         (["train-scanpath", "--out", "x", "--dataset", "synthscenes:5"], "synthsearch:N"),
         (["eval-scanpath", "--checkpoint", "/nonexistent/ckpt"], "no scanpath checkpoint"),
         (["eval-scanpath", "--samples", "0"], "--samples must be at least 1"),

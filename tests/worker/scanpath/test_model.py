@@ -136,13 +136,25 @@ def test_loss_targets_append_eos_then_pad() -> None:
 def test_checkpoint_round_trip_is_safetensors_and_json(
     model: OAT, batch: SceneInputs, tmp_path: Path
 ) -> None:
-    save_checkpoint(model, tmp_path, {"note": "test"})
+    save_checkpoint(model, tmp_path, {"note": "test"}, dtype=torch.float32)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
     assert json.loads((tmp_path / "config.json").read_text())["model"]["d_model"] == 16
     loaded = load_checkpoint(tmp_path)
     fix = torch.tensor([[4, 1], [0, -1]])
     assert torch.allclose(model(batch, fix), loaded(batch, fix), equal_nan=True)
     assert not loaded.pe_table.requires_grad and "pe_table" not in dict(loaded.named_parameters())
+
+
+def test_default_checkpoint_stores_float16_weights_that_load_into_float32(model: OAT, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    save_checkpoint(model, tmp_path)
+    stored = load_file(str(tmp_path / "model.safetensors"))
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    loaded = load_checkpoint(tmp_path)
+    for name, value in loaded.state_dict().items():
+        assert value.dtype == model.state_dict()[name].dtype
+        torch.testing.assert_close(value, model.state_dict()[name].half().to(value.dtype))
 
 
 def test_vit_appearance_reads_feature_vectors(trial: Trial) -> None:
