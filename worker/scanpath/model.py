@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -321,55 +323,41 @@ def _decode(
 ) -> Decoded:
     """One loop over steps for all B·S sequences; `generator` None means greedy (argmax);
     `memory`: the scenes' encoding when already computed (in eval mode)."""
-    was_training = model.training
-    model.eval()  # dropout off while decoding
-    try:
-        return _decode_steps(model, x, samples, generator, max_len, keep_probs, memory)
-    finally:
-        model.train(was_training)
-
-
-def _decode_steps(
-    model: OAT,
-    x: SceneInputs,
-    samples: int,
-    generator: torch.Generator | None,
-    max_len: int | None,
-    keep_probs: bool,
-    memory: Memory | None,
-) -> Decoded:
-    max_len = min(max_len or model.config.max_len, model.config.max_len)
-    memory = model.encode(x) if memory is None else memory
-    n, b = x.n_objects, len(x.target)
-    steps = StepDecoder(model.decoder, memory.encoded, memory.pad, samples, max_len + 1)
-    rows, dev = b * samples, memory.bos.device
-    scene = torch.arange(rows, device=dev) // samples
-    prev = torch.full((rows, max_len), -1, dtype=torch.long, device=dev)
-    chosen_prob = torch.zeros(rows, max_len + 1, device=dev)
-    done = torch.zeros(rows, dtype=torch.bool, device=dev)
-    stopped = torch.zeros_like(done)
-    all_probs = []
-    for t in range(max_len + 1):
-        probs = _next_distribution(model, memory, steps, scene, prev, t, final=t == max_len)
-        # every step draws for all B·S rows, finished or not, so the random stream (and the
-        # samples) do not depend on when rows finish
-        pick = (
-            probs.argmax(-1) if generator is None else torch.multinomial(probs, 1, generator=generator)[:, 0]
-        )
-        chosen_prob[:, t] = torch.where(done, 0.0, probs.gather(1, pick[:, None])[:, 0])
-        if keep_probs:
-            all_probs.append(torch.where(done[:, None], 0.0, probs))
-        ended = pick == n
-        stopped |= ended & ~done & (t < max_len)
-        if t < max_len:
-            prev[:, t] = torch.where(done | ended, -1, pick)
-        done |= ended
-        remaining = int((~done).sum())  # the one device sync per step
-        if remaining == 0:
-            break
-        if remaining <= COMPACT_AT * len(steps.live):
-            steps.compact(~done[steps.live], t)
-    return _package(prev, chosen_prob, stopped, all_probs, b, samples, max_len)
+    with _eval_mode(model):  # dropout off while decoding
+        max_len = min(max_len or model.config.max_len, model.config.max_len)
+        memory = model.encode(x) if memory is None else memory
+        n, b = x.n_objects, len(x.target)
+        steps = StepDecoder(model.decoder, memory.encoded, memory.pad, samples, max_len + 1)
+        rows, dev = b * samples, memory.bos.device
+        scene = torch.arange(rows, device=dev) // samples
+        prev = torch.full((rows, max_len), -1, dtype=torch.long, device=dev)
+        chosen_prob = torch.zeros(rows, max_len + 1, device=dev)
+        done = torch.zeros(rows, dtype=torch.bool, device=dev)
+        stopped = torch.zeros_like(done)
+        all_probs = []
+        for t in range(max_len + 1):
+            probs = _next_distribution(model, memory, steps, scene, prev, t, final=t == max_len)
+            # every step draws for all B·S rows, finished or not, so the random stream (and the
+            # samples) do not depend on when rows finish
+            pick = (
+                probs.argmax(-1)
+                if generator is None
+                else torch.multinomial(probs, 1, generator=generator)[:, 0]
+            )
+            chosen_prob[:, t] = torch.where(done, 0.0, probs.gather(1, pick[:, None])[:, 0])
+            if keep_probs:
+                all_probs.append(torch.where(done[:, None], 0.0, probs))
+            ended = pick == n
+            stopped |= ended & ~done & (t < max_len)
+            if t < max_len:
+                prev[:, t] = torch.where(done | ended, -1, pick)
+            done |= ended
+            remaining = int((~done).sum())  # the one device sync per step
+            if remaining == 0:
+                break
+            if remaining <= COMPACT_AT * len(steps.live):
+                steps.compact(~done[steps.live], t)
+        return _package(prev, chosen_prob, stopped, all_probs, b, samples, max_len)
 
 
 def _next_distribution(
@@ -432,12 +420,19 @@ def greedy_and_sample(
     model: OAT, x: SceneInputs, n: int, generator: torch.Generator, max_len: int | None = None
 ) -> tuple[Decoded, Decoded]:
     """`greedy` and `sample` of the same scenes from one run of the encoder."""
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         memory = model.encode(x)
         first = _decode(model, x, 1, None, max_len, False, memory)
         return first, _decode(model, x, n, generator, max_len, False, memory)
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Dropout off inside the block; the model's own mode back after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
     finally:
         model.train(was_training)
 
