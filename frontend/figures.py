@@ -135,15 +135,7 @@ def importance_heatmap(values: np.ndarray, metric_label: str, selected: Head | N
         )
     )
     if selected is not None:
-        layer, head = selected
-        fig.add_shape(
-            type="rect",
-            x0=head - 0.5,
-            x1=head + 0.5,
-            y0=layer - 0.5,
-            y1=layer + 0.5,
-            line={"color": HIGHLIGHT, "width": 3},
-        )
+        _outline_cell(fig, *selected)
     fig.update_xaxes(title="head", dtick=1, showgrid=False)
     fig.update_yaxes(title="layer", dtick=1, autorange="reversed", showgrid=False)
     return base_layout(fig, f"Head importance · {metric_label}")
@@ -544,15 +536,7 @@ def overlay_figure(
         )
     )
     if marker is not None:
-        row, col = marker
-        fig.add_shape(
-            type="rect",
-            x0=col - 0.5,
-            x1=col + 0.5,
-            y0=row - 0.5,
-            y1=row + 0.5,
-            line={"color": HIGHLIGHT, "width": 3},
-        )
+        _outline_cell(fig, *marker)
     fig.update_xaxes(visible=False, range=[-0.5, w - 0.5])
     fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x")
     return base_layout(fig, title, height)
@@ -824,3 +808,15 @@ def density_bars(density: np.ndarray, target: int | None) -> go.Figure:
     fig.update_xaxes(title="object", dtick=1)
     fig.update_yaxes(title="share of sampled scanpaths", range=[0, 1.05], tickformat=".0%")
     return base_layout(fig, "Fixation density over sampled scanpaths", height=240)
+
+
+def _outline_cell(fig: go.Figure, row: int, col: int) -> None:
+    """Outline one cell of a heatmap (row, col) in the highlight colour."""
+    fig.add_shape(
+        type="rect",
+        x0=col - 0.5,
+        x1=col + 0.5,
+        y0=row - 0.5,
+        y1=row + 0.5,
+        line={"color": HIGHLIGHT, "width": 3},
+    )
