@@ -2,38 +2,24 @@
 
 The defaults run the embedded local stack (`vitscope up`): Redis on 127.0.0.1:6390, one
 queue, the model on the GPU when there is one. A deployment overrides them in
-docker-compose.yml; `REDIS_URL` is accepted as well as `VITSCOPE_REDIS_URL`.
+docker-compose.yml; `REDIS_URL` is accepted as well as `VITSCOPE_REDIS_URL`. The fields both
+services share come from `vitscope.settings.StackSettings`.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
-THIRTY_DAYS_S = 30 * 24 * 3600
+from vitscope.settings import StackSettings
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(StackSettings):
     """Everything a worker process needs to know about its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="VITSCOPE_", extra="ignore")
-
-    redis_url: str = Field(
-        default=DEFAULT_REDIS_URL,
-        validation_alias=AliasChoices("VITSCOPE_REDIS_URL", "REDIS_URL"),
-        description="Redis for the Celery broker, the result backend, job records and tensors",
-    )
-    queue: str = Field(
-        default="vitscope", description="Celery queue the worker consumes and the API sends to"
-    )
     device: str = Field(default="auto", description="'auto' (cuda when available), 'cpu', 'cuda' or 'cuda:N'")
     model_cache_size: int = Field(default=2, ge=1, description="models kept loaded per worker process (LRU)")
-    tensor_ttl_s: int = Field(
-        default=THIRTY_DAYS_S, ge=60, description="lifetime of a cached tensor, refreshed on read"
-    )
     max_attempts: int = Field(
         default=3, ge=1, description="a job whose worker dies this many times is marked failed"
     )
