@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from worker.store import ResultRef
+from vitscope.contracts.store import ResultRef
 
 
 @dataclass

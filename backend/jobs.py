@@ -16,8 +16,8 @@ import numpy as np
 
 from backend.errors import ApiError
 from backend.queue import JobQueue
-from vitscope.jobs import Inputs, normalize_job
-from worker.store import JSON_DTYPE, JobRecord, ResultRef, Store, decode_array, to_jsonable
+from vitscope.contracts.jobs import Inputs, normalize_job
+from vitscope.contracts.store import JSON_DTYPE, JobRecord, ResultRef, Store, decode_array, to_jsonable
 
 DASHBOARD_PATHS = {
     "eigencam": "/cam?job={id}",

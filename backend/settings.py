@@ -2,7 +2,7 @@
 
 The defaults serve the embedded local stack (`vitscope up`): Redis on 127.0.0.1:6390, the API
 on 127.0.0.1:8000, the dashboard on 127.0.0.1:8050. `REDIS_URL` is accepted as well as
-`VITSCOPE_REDIS_URL`. The fields both services share come from `vitscope.settings.StackSettings`.
+`VITSCOPE_REDIS_URL`. The fields both services share come from `vitscope.contracts.settings.StackSettings`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from functools import cache
 
 from pydantic import Field
 
-from vitscope.settings import StackSettings
+from vitscope.contracts.settings import StackSettings
 
 
 class Settings(StackSettings):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from backend.errors import ApiError
-from vitscope.archives import MAX_ZIP_MEMBERS, class_of, image_members
+from vitscope.contracts.archives import MAX_ZIP_MEMBERS, class_of, image_members
 
 CONTENT_TYPES = {
     "PNG": "image/png",

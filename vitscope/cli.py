@@ -2,7 +2,7 @@
 
 Each sub-command lives in its own module under `vitscope.commands` and exposes
 `register(subparsers)`; this module only assembles them, so features add commands
-without touching a shared file. Errors a user can act on are raised as `vitscope.errors.UserError`
+without touching a shared file. Errors a user can act on are raised as `vitscope.contracts.errors.UserError`
 and printed as one line with a non-zero exit.
 """
 
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from vitscope import commands
-from vitscope.errors import UserError
+from vitscope.contracts.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

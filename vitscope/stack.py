@@ -31,7 +31,7 @@ from typing import TextIO
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vitscope.errors import UserError
+from vitscope.contracts.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +160,25 @@ def api_command() -> list[str]:
     return [sys.executable, "-m", "backend"]
 
 
-def web_command(host: str, port: int) -> list[str] | None:
-    """Return the command of the dashboard, or None if this checkout has no `frontend.app` yet."""
-    if (ROOT / "frontend" / "__main__.py").exists():
-        return [sys.executable, "-m", "frontend"]
-    if (ROOT / "frontend" / "app.py").exists():
-        code = f"from frontend.app import app; app.run(host={host!r}, port={port}, debug=False)"
-        return [sys.executable, "-c", code]
-    return None
+def web_command() -> list[str]:
+    """Return the command of the dashboard (it reads VITSCOPE_FRONTEND_HOST and VITSCOPE_FRONTEND_PORT)."""
+    return [sys.executable, "-m", "frontend"]
+
+
+def service_root() -> Path:
+    """Return the checkout whose `backend/`, `worker/` and `frontend/` shells the stack runs.
+
+    The shells are not installed into site-packages (their generic names would collide in a
+    user's environment), so `vitscope up` needs the source checkout (or the Docker image).
+    """
+    shells = {"backend": "__main__.py", "worker": "celery_app.py", "frontend": "__main__.py"}
+    missing = [name for name, entry in shells.items() if not (ROOT / name / entry).exists()]
+    if missing:
+        raise UserError(
+            f"`vitscope up` runs the service shells of a source checkout, and {ROOT} has no "
+            f"{', '.join(missing)}: clone the repository and run `make up` there"
+        )
+    return ROOT
 
 
 # children ---------------------------------------------------------------------------------------
@@ -259,6 +270,8 @@ class Stack:
         return {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
+            # the service shells live in the checkout, beside the installed library
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(service_root()), os.environ.get("PYTHONPATH")])),
             "VITSCOPE_REDIS_URL": s.effective_redis_url,
             "VITSCOPE_QUEUE": s.queue,
             "VITSCOPE_API_HOST": s.api_host,
@@ -296,11 +309,7 @@ class Stack:
         worker = Child("worker", worker_command(s.queue), env, self.out, (signal.SIGTERM, signal.SIGQUIT))
         self._spawn(worker)
         self._spawn(Child("api", api_command(), env, self.out))
-        web = web_command(s.web_host, s.web_port)
-        if web is None:
-            log.warning("no frontend/app.py in this checkout: starting without the dashboard")
-        else:
-            self._spawn(Child("web", web, env, self.out))
+        self._spawn(Child("web", web_command(), env, self.out))
 
     def stop(self) -> None:
         """Stop every child, the last started first (Redis last)."""

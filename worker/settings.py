@@ -3,7 +3,7 @@
 The defaults run the embedded local stack (`vitscope up`): Redis on 127.0.0.1:6390, one
 queue, the model on the GPU when there is one. A deployment overrides them in
 docker-compose.yml; `REDIS_URL` is accepted as well as `VITSCOPE_REDIS_URL`. The fields both
-services share come from `vitscope.settings.StackSettings`.
+services share come from `vitscope.contracts.settings.StackSettings`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from functools import cache
 
 from pydantic import Field
 
-from vitscope.settings import StackSettings
+from vitscope.contracts.settings import StackSettings
 
 
 class WorkerSettings(StackSettings):

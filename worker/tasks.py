@@ -20,15 +20,15 @@ from celery import Task
 from celery.signals import worker_process_init
 from redis.exceptions import RedisError
 
-from vitscope.errors import UserError
-from vitscope.jobs import normalize_job
-from worker.analysis import registry
+from vitscope.contracts.errors import UserError
+from vitscope.contracts.jobs import normalize_job
+from vitscope.contracts.store import JobRecord, ResultRef, Store
+from vitscope.vit.analysis import registry
 from worker.celery_app import TASK_NAME, app
 from worker.settings import WorkerSettings, get_settings, resolve_device
-from worker.store import JobRecord, ResultRef, Store
 
 if TYPE_CHECKING:
-    from worker.models import LoadedModel
+    from vitscope.vit.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class ModelCache:
         if key in self._models:
             self._models.move_to_end(key)
             return self._models[key]
-        from worker.models import load_model
+        from vitscope.vit.models import load_model
 
         log.info("loading model %s on %s", spec, device)
         self._models[key] = load_model(spec, device)
@@ -148,7 +148,7 @@ def _models() -> ModelCache:
 @worker_process_init.connect
 def _warm_up(**_: object) -> None:
     """Import the model stack in each new pool process before its first job (never in the parent)."""
-    import worker.models  # noqa: F401  (torch and transformers: seconds a job would otherwise wait)
+    import vitscope.vit.models  # noqa: F401  (torch and transformers: seconds a job would otherwise wait)
 
 
 @app.task(name=TASK_NAME, bind=True)

@@ -18,7 +18,7 @@ from backend import settings as settings_module
 from backend.cache import ResultCache
 from backend.queue import JobQueue
 from backend.settings import Settings
-from worker.store import Store
+from vitscope.contracts.store import Store
 
 
 async def get_settings() -> Settings:

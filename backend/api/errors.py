@@ -20,8 +20,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
 from backend.errors import ApiError
-from vitscope.errors import UserError
-from vitscope.jobs import JobSpecError
+from vitscope.contracts.errors import UserError
+from vitscope.contracts.jobs import JobSpecError
 
 log = logging.getLogger(__name__)
 

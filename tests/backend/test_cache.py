@@ -3,7 +3,7 @@
 import numpy as np
 
 from backend.cache import Rendered, ResultCache
-from worker.store import ResultRef
+from vitscope.contracts.store import ResultRef
 
 REF = ResultRef("vitscope:tensor:x", (1,), "float32")
 
@@ -29,7 +29,7 @@ def test_a_body_larger_than_the_budget_is_not_cached():
 
 
 def test_a_served_result_is_answered_from_the_cache_without_redis(client, settings, redis):
-    from worker.store import Store
+    from vitscope.contracts.store import Store
 
     store = Store.from_url(settings.redis_url, settings.tensor_ttl_s)
     job = {"kind": "eigencam", "model": "random:vit-micro", "inputs": {"dataset": "synthscenes:1"}}

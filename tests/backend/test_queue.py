@@ -26,7 +26,7 @@ def test_sending_and_pinging_import_no_worker_code(redis_url):
     code = (
         "import sys; from backend.queue import JobQueue; "
         f"q = JobQueue({redis_url!r}, 'q-imports', 0.1, 0); q.send('x'); q.workers(); "
-        "print(sorted(m for m in ('torch', 'worker.tasks', 'worker.models') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'worker.tasks', 'vitscope.vit.models') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -76,8 +76,8 @@ class LiveStack:
     def has_kind(self, kind: str) -> bool:
         """True when this checkout's worker can run `kind` (some analyses land later than others)."""
         module = {
-            "attention-patterns": "worker/analysis/attention_patterns.py",
-            "scanpath": "worker/scanpath/job.py",
+            "attention-patterns": "vitscope/vit/analysis/attention_patterns.py",
+            "scanpath": "vitscope/scanpath/job.py",
         }
         path = module.get(kind)
         return path is None or (ROOT / path).exists()

@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 from backend.api.deps import get_settings
 from backend.api.main import create_app
 from backend.settings import Settings
+from vitscope.contracts.store import Store
 from vitscope.stack import Child, worker_command
-from worker.store import Store
 
 VISIBILITY_TIMEOUT_S = 15
 """An unacknowledged job of a vanished worker is redelivered after this long (production: hours)."""

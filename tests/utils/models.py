@@ -6,7 +6,7 @@ from functools import cache
 
 import torch
 
-from worker.models import LoadedModel, load_model
+from vitscope.vit.models import LoadedModel, load_model
 
 FAMILIES = ("vit", "deit", "deit-distilled", "dinov2", "dinov2-registers")
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from vitscope.errors import UserError
+from vitscope.contracts.errors import UserError
 from vitscope.stack import Child, Stack, StackSettings, port_free, redis_config
 
 

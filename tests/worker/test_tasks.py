@@ -5,12 +5,12 @@ import sys
 
 import pytest
 
-from vitscope.jobs import normalize_job
+from vitscope.contracts.jobs import normalize_job
+from vitscope.contracts.store import Store, decode_array
+from vitscope.vit.analysis import registry
 from worker import tasks
-from worker.analysis import registry
 from worker.celery_app import TASK_NAME, create_app
 from worker.settings import WorkerSettings, resolve_device
-from worker.store import Store, decode_array
 
 MICRO = "random:vit-micro"
 
@@ -149,8 +149,8 @@ def test_registry_refuses_an_unknown_kind():
 
 
 def test_registry_gives_image_kinds_the_shared_image_source():
-    from worker.data.inputs import open_source
+    from vitscope.vit.data.inputs import open_source
 
     analysis = registry.get("eigencam")
     assert "eigencam" in registry.available()
-    assert analysis.open_source is open_source and analysis.run.__module__ == "worker.analysis.eigencam"
+    assert analysis.open_source is open_source and analysis.run.__module__ == "vitscope.vit.analysis.eigencam"

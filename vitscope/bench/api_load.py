@@ -22,7 +22,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from vitscope.errors import UserError
+from vitscope.contracts.errors import UserError
 
 WARMUP_PER_CLIENT = 5
 

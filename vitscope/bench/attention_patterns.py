@@ -1,6 +1,6 @@
 """`vitscope bench attention-patterns`: the whole pattern analysis, timed end to end.
 
-One run of `worker.analysis.attention_patterns.run` on the first N SynthScenes images, as
+One run of `vitscope.vit.analysis.attention_patterns.run` on the first N SynthScenes images, as
 `vitscope run attention-patterns` would do it: image generation, the sampling pass, both
 autoencoders and the summaries. The model is loaded (and the device initialised) before the
 clock starts; that time is reported apart as `load_seconds`. The JSON line carries the wall
@@ -35,10 +35,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from vitscope.commands.run import parse_params
-    from vitscope.params.attention_patterns import AttentionPatternsParams
-    from worker.analysis.attention_patterns import run as analyse
-    from worker.data.inputs import SynthSource
-    from worker.models import load_model
+    from vitscope.contracts.params.attention_patterns import AttentionPatternsParams
+    from vitscope.vit.analysis.attention_patterns import run as analyse
+    from vitscope.vit.data.inputs import SynthSource
+    from vitscope.vit.models import load_model
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     params = AttentionPatternsParams(**parse_params(args.param))

@@ -35,11 +35,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from vitscope.bench.head_importance import synth_images
-    from worker.analysis import fused_rings
-    from worker.analysis.attention_profile import ProfileAccumulator, profile_batch, profile_result
-    from worker.analysis.precision import model_in
-    from worker.analysis.rings import RingGeometry
-    from worker.models import load_model
+    from vitscope.vit.analysis import fused_rings
+    from vitscope.vit.analysis.attention_profile import ProfileAccumulator, profile_batch, profile_result
+    from vitscope.vit.analysis.precision import model_in
+    from vitscope.vit.analysis.rings import RingGeometry
+    from vitscope.vit.models import load_model
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     """Time both passes in the same run; print one JSON line with both figures and their ratio."""
     import torch
 
-    from worker.models import intervene, load_model
+    from vitscope.vit.models import intervene, load_model
 
     lm = load_model(args.model, device=args.device)
     lm.to(args.device, getattr(torch, args.dtype))

@@ -120,7 +120,7 @@ def _reexpressed_reference(lm: Any, layer: int) -> tuple[str, Callable[[Any], An
     """Their algorithm, step by step, with vitscope's capture as the forward hook."""
     import torch
 
-    from worker.models import intervene
+    from vitscope.vit.models import intervene
 
     reshape = _reshape_transform(lm)
 
@@ -137,8 +137,8 @@ def _agreement(lm: Any, batches: list[Any], layer: int) -> np.ndarray:
     """|Pearson r| (N,) between vitscope's raw projection and the reference `M @ VT[0]` on `layer`."""
     import torch
 
-    from worker.analysis.eigencam import eigencam_maps
-    from worker.models import intervene
+    from vitscope.vit.analysis.eigencam import eigencam_maps
+    from vitscope.vit.models import intervene
 
     project = _their_projection()
     corrs = []
@@ -168,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
     """Time the plain forward, vitscope's Eigen-CAM and the reference in one run; print JSON lines."""
     import torch
 
-    from worker.analysis.eigencam import Settings, analyse_batch
-    from worker.models import load_model
+    from vitscope.vit.analysis.eigencam import Settings, analyse_batch
+    from vitscope.vit.models import load_model
 
     lm = load_model(args.model, device=args.device)
     lm.to(args.device, getattr(torch, args.dtype))

@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     """Time the naive loop and vitscope's schedule on the same batches; print JSON lines."""
     import torch
 
-    from worker.analysis.precision import model_in
-    from worker.models import load_model
+    from vitscope.vit.analysis.precision import model_in
+    from vitscope.vit.models import load_model
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
@@ -64,7 +64,7 @@ def synth_images(lm: Any, n: int) -> tuple[Any, Any]:
     """The first n SynthScenes images at the model's input size: uint8 (N, H, W, 3) and labels (N,)."""
     import numpy as np
 
-    from worker.data.inputs import SynthSource
+    from vitscope.vit.data.inputs import SynthSource
 
     parts = list(SynthSource(n).batches(256, lm.layout.image_size))
     return np.concatenate([b.images for b in parts]), np.concatenate([b.labels for b in parts])
@@ -74,8 +74,8 @@ def preprocess(lm: Any, images: Any, labels: Any, batch_size: int) -> list[tuple
     """(pixels (B, 3, h, w), labels (B,)) batches on the model's device."""
     import torch
 
-    from worker.analysis.head_importance import labels_apply
-    from worker.data.inputs import SynthSource
+    from vitscope.vit.analysis.head_importance import labels_apply
+    from vitscope.vit.data.inputs import SynthSource
 
     use = labels_apply(lm, SynthSource(len(images)))
     out = []
@@ -91,7 +91,7 @@ def _compare(
     lm: Any, fast: Any, batches: list[tuple[Any, Any]], args: argparse.Namespace, device: str
 ) -> dict:
     """Time both schedules (after a warm-up on two images) and compare their per-head results."""
-    from worker.analysis.head_importance import AblationStats, ablate_batch, clean_pass, naive_ablation
+    from vitscope.vit.analysis.head_importance import AblationStats, ablate_batch, clean_pass, naive_ablation
 
     got: dict[str, Any] = {"rechecked": 0}
 
@@ -167,9 +167,9 @@ def _full_run(lm: Any, images: Any, labels: Any, args: argparse.Namespace, devic
     """Time the whole analysis (`run`: preprocessing, ablation, Taylor, partial pruning) on in-memory images."""
     import numpy as np
 
-    from vitscope.params.head_importance import HeadImportanceParams
-    from worker.analysis import head_importance
-    from worker.data.inputs import SynthSource
+    from vitscope.contracts.params.head_importance import HeadImportanceParams
+    from vitscope.vit.analysis import head_importance
+    from vitscope.vit.data.inputs import SynthSource
 
     if not head_importance.labels_apply(lm, SynthSource(len(images))):
         labels = np.full_like(labels, -1)
@@ -199,7 +199,7 @@ class _MemorySource:
         """Yield `Batch`es of the cached images (already at `size`)."""
         import numpy as np
 
-        from worker.data.inputs import Batch
+        from vitscope.vit.data.inputs import Batch
 
         for start in range(0, len(self.images), batch_size):
             idx = np.arange(start, min(start + batch_size, len(self.images)))

@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any, get_args
 
-from vitscope.datasets import parse_dataset_spec
-from vitscope.errors import CliError
-from vitscope.params.eigencam import EigenCamParams, SignRule
+from vitscope.contracts.datasets import parse_dataset_spec
+from vitscope.contracts.errors import CliError
+from vitscope.contracts.params.eigencam import EigenCamParams, SignRule
 
 
 def register(subparsers: Any) -> None:
@@ -43,10 +43,10 @@ def main(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from worker.analysis.eigencam import Settings
-    from worker.analysis.localization import evaluate
-    from worker.data.inputs import SynthSource
-    from worker.models import load_model
+    from vitscope.vit.analysis.eigencam import Settings
+    from vitscope.vit.analysis.localization import evaluate
+    from vitscope.vit.data.inputs import SynthSource
+    from vitscope.vit.models import load_model
 
     spec = parse_dataset_spec(args.dataset)
     if spec.name != "synthscenes":

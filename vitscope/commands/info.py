@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from vitscope.errors import UserError
+from vitscope.contracts.errors import UserError
 
 if TYPE_CHECKING:
-    from worker.analysis.base import Progress
-    from worker.data.inputs import ImageSource
-    from worker.models import LoadedModel
+    from vitscope.vit.analysis.base import Progress
+    from vitscope.vit.data.inputs import ImageSource
+    from vitscope.vit.models import LoadedModel
 
 
 def register(sub: Any) -> None:
@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print `lm.describe()`; return 0."""
-    from worker.models import load_model
+    from vitscope.vit.models import load_model
 
     described = load_model(args.model, "cpu").describe()
     if args.json:
@@ -56,9 +56,9 @@ def run_info(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     """Print the top-1 accuracy (`top1`), the number of images (`n`) and per-class accuracy; return 0."""
     from vitscope.commands.run import ProgressBar
-    from vitscope.jobs import Inputs
-    from worker.data.inputs import open_source
-    from worker.models import load_model
+    from vitscope.contracts.jobs import Inputs
+    from vitscope.vit.data.inputs import open_source
+    from vitscope.vit.models import load_model
     from worker.settings import resolve_device
 
     if args.batch_size < 1:

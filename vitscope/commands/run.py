@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vitscope.errors import UserError
-from vitscope.params import PARAMS
+from vitscope.contracts.errors import UserError
+from vitscope.contracts.params import PARAMS
 
 if TYPE_CHECKING:
-    from worker.analysis.base import AnalysisResult
+    from vitscope.vit.analysis.base import AnalysisResult
 
 
 def register(sub: Any) -> None:
@@ -59,9 +59,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis, write its outputs, print the summary; return 0."""
-    from vitscope.jobs import normalize_job
-    from worker.analysis import registry
-    from worker.models import load_model
+    from vitscope.contracts.jobs import normalize_job
+    from vitscope.vit.analysis import registry
+    from vitscope.vit.models import load_model
     from worker.settings import resolve_device
 
     blobs = read_files([*(args.images or []), *([args.zip] if args.zip else [])])
@@ -145,7 +145,7 @@ def write_outputs(result: AnalysisResult, out: Path) -> None:
     """Write each array as `<out>/<name>.npy` (no pickle) and the summary as `<out>/summary.json`."""
     import numpy as np
 
-    from worker.store import to_jsonable
+    from vitscope.contracts.store import to_jsonable
 
     out.mkdir(parents=True, exist_ok=True)
     for name, array in result.arrays.items():
@@ -155,7 +155,7 @@ def write_outputs(result: AnalysisResult, out: Path) -> None:
 
 def report(result: AnalysisResult, out: Path, as_json: bool) -> None:
     """Print the summary as JSON (with `outputs`), or one line per written array."""
-    from worker.store import to_jsonable
+    from vitscope.contracts.store import to_jsonable
 
     if as_json:
         sys.stdout.write(

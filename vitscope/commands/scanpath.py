@@ -1,7 +1,7 @@
 """`vitscope train-scanpath` and `vitscope eval-scanpath`: the OAT scanpath model.
 
 Training data are SynthSearch scenes with scanpaths of the calibrated simulated searcher
-(`worker.scanpath.simulator`), split 80/10/10 by scene; evaluation compares OAT (greedy and
+(`vitscope.scanpath.simulator`), split 80/10/10 by scene; evaluation compares OAT (greedy and
 sampled) and the baselines with held-out simulated scanpaths on the scenes of `--dataset`.
 Torch is imported inside the handlers so that `vitscope --help` stays fast.
 """
@@ -17,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vitscope.errors import CliError
-from worker.scanpath import SHIPPED_CHECKPOINT
+from vitscope.contracts.errors import CliError
+from vitscope.scanpath import SHIPPED_CHECKPOINT
 
 
 def register(subparsers: Any) -> None:
@@ -111,9 +111,9 @@ def train_main(args: argparse.Namespace) -> int:
     )
     import torch
 
-    from worker.scanpath.datasets import split_by_trial, synth_records
-    from worker.scanpath.model import OAT, OATConfig
-    from worker.scanpath.train import TrainConfig, train_model
+    from vitscope.scanpath.datasets import split_by_trial, synth_records
+    from vitscope.scanpath.model import OAT, OATConfig
+    from vitscope.scanpath.train import TrainConfig, train_model
 
     records = synth_records(args.dataset, args.subjects)
     feature_dim = 0
@@ -144,10 +144,10 @@ def train_main(args: argparse.Namespace) -> int:
 def eval_main(args: argparse.Namespace) -> int:
     """Evaluate OAT and the baselines; print the scores; return the exit status."""
     _check_positive(samples=args.samples, subjects=args.subjects)
-    from worker.scanpath.datasets import SynthTrials, synth_references
-    from worker.scanpath.evaluate import evaluate
-    from worker.scanpath.model import load_checkpoint
-    from worker.scanpath.train import resolve_device
+    from vitscope.scanpath.datasets import SynthTrials, synth_references
+    from vitscope.scanpath.evaluate import evaluate
+    from vitscope.scanpath.model import load_checkpoint
+    from vitscope.scanpath.train import resolve_device
 
     if not (args.checkpoint / "model.safetensors").is_file():
         raise CliError(
@@ -180,9 +180,9 @@ def eval_main(args: argparse.Namespace) -> int:
 
 def _vit_features(trials: list[Any], spec: str, device: str) -> list[Any]:
     """`trials` with per-object features of the ViT `spec` (the "vit" appearance)."""
-    from worker.models import load_model
-    from worker.scanpath.proposals import with_object_features
-    from worker.scanpath.train import resolve_device
+    from vitscope.scanpath.proposals import with_object_features
+    from vitscope.scanpath.train import resolve_device
+    from vitscope.vit.models import load_model
 
     return with_object_features(load_model(spec, device=str(resolve_device(device))), trials)
 

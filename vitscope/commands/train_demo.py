@@ -13,7 +13,7 @@ from typing import Any
 def register(sub: Any) -> None:
     """Add the `train-demo` sub-command."""
     p = sub.add_parser("train-demo", help="train the demo ViT on SynthScenes (use a GPU)")
-    p.add_argument("--out", type=Path, default=Path("worker/models/demo"), help="output folder")
+    p.add_argument("--out", type=Path, default=Path("vitscope/vit/models/demo"), help="output folder")
     p.add_argument("--device", default="cuda")
     p.add_argument("--workers", type=int, default=8, help="data-generation processes")
     p.add_argument("--steps", type=int, default=None)
@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from worker.training.demo import DemoRecipe, train
+    from vitscope.vit.training.demo import DemoRecipe, train
 
     overrides = {
         f.name: getattr(args, f.name) for f in fields(DemoRecipe) if getattr(args, f.name, None) is not None

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from backend.api.deps import SettingsDep, StoreDep
 from backend.errors import ApiError
 from backend.uploads import CONTENT_TYPES, inspect_image
-from vitscope.jobs import IMAGE_ID
+from vitscope.contracts.jobs import IMAGE_ID
 
 router = APIRouter(tags=["images"])
 BlobId = Annotated[str, Path(pattern=IMAGE_ID, description="sha256 of the uploaded bytes")]

@@ -14,7 +14,7 @@ from backend.api.deps import QueueDep, ResultCacheDep, SettingsDep, StoreDep
 from backend.cache import Rendered
 from backend.errors import ApiError
 from backend.queue import JobQueue
-from worker.store import JSON_DTYPE, JobRecord, Store
+from vitscope.contracts.store import JSON_DTYPE, JobRecord, Store
 
 router = APIRouter(tags=["jobs"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from vitscope.specs import FAMILIES, SIZES
+from vitscope.contracts.specs import FAMILIES, SIZES
 
 router = APIRouter(tags=["models"])
 

@@ -5,7 +5,7 @@ import sys
 
 
 def test_importing_the_api_does_not_import_torch():
-    code = "import sys, backend.api.main; print(sorted(m for m in ('torch', 'worker.models') if m in sys.modules))"
+    code = "import sys, backend.api.main; print(sorted(m for m in ('torch', 'vitscope.vit.models') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

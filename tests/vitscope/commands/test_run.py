@@ -8,7 +8,7 @@ import pytest
 from tests.utils.uploads import image_bytes, image_folder_zip
 from vitscope.cli import main
 from vitscope.commands.run import label_indices, parse_params
-from vitscope.errors import UserError
+from vitscope.contracts.errors import UserError
 
 FAST = ["--param", "baselines=false", "--param", "sanity_check=false"]
 

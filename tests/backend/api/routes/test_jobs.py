@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.utils.uploads import image_bytes
-from worker.store import Store
+from vitscope.contracts.store import Store
 
 JOB = {"kind": "eigencam", "model": "random:vit-micro", "inputs": {"dataset": "synthscenes:2"}}
 

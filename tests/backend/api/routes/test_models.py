@@ -1,6 +1,6 @@
 """`GET /models`: the demo, every random spec, and a hub id standing for any other."""
 
-from vitscope.specs import FAMILIES, SIZES, parse_model_spec
+from vitscope.contracts.specs import FAMILIES, SIZES, parse_model_spec
 
 
 def test_models_lists_demo_first_then_every_random_spec(client):

@@ -1,0 +1,512 @@
+"""Eigen-CAM (Bany Muhammad & Yeasin, IJCNN 2020) on ViT patch tokens, for every layer at once.
+
+For each layer the features are the patch tokens the block outputs (the residual stream; prefix
+tokens dropped by the model's `TokenLayout`). Per image they are centred over patches (as
+pytorch-grad-cam does: without centring the first component is mostly the mean token) and
+projected onto their first principal axis: projection = M v1, one value per patch.
+
+Speed: all layers come from one forward pass (`intervene(record_outputs=...)`), and every
+(image, layer) is solved in one batched computation on the device. Batched `eigh`/`svd` of
+n x n matrices runs as a loop of per-matrix solver calls on CUDA (torch batches them only for
+n <= 32), so the top eigenvector of the Gram matrix G of the smaller side (P x P over patches,
+or C x C over channels when there are fewer channels than patches) comes from batched matrix
+products: subspace iteration, then Rayleigh-Ritz. Eight squarings with trace normalisation,
+A <- A^2 / tr(A^2), give A = G^256 / tr; a fixed random block of 8 columns is multiplied by A
+four times, and the top eigenvector of the 8 x 8 matrix Q^T G Q, mapped back through the block, is
+the axis. The block converges as (l9/l1)^1024, and Rayleigh-Ritz separates l1 from l2 however
+close they are, up to float32 rounding; single-vector power iteration converges as
+(l2/l1)^steps, which stalls on random weights, where l2/l1 reaches 0.999. The block is
+orthonormalised through the eigendecomposition of its 8 x 8 Gram matrix in float64, not
+Cholesky QR: A often has fewer than 8 eigenvalues above rounding (the rest underflow), and the
+directions it lost become zero columns. For the same reason the block's other Ritz vectors are
+not the next axes; the second axis is the top one of G deflated by the first. The cost per map
+and axis is ~8 n^3 in batched matmuls, which the GPU runs at full rate, plus six batched 8 x 8
+eigendecompositions. With P x P, M v1 = sigma1 u1 and sigma1^2 = u1^T G u1, so the features
+are never needed after their Gram matrix.
+
+Sign: a principal axis has no sign; `orient` fixes it with a rule that depends only on the
+projection, so a solver returning -v gives the same map. The default `skew` rule makes the heavier
+tail positive: the centred projection sums to zero, so its heavier tail is the smaller of the two
+regions it separates, which in an object-centric image is the object. It uses every patch (unlike
+|max| >= |min|, which hinges on one patch) and not the token norm, which in large ViTs is dominated
+by high-norm artifact tokens in the background (Darcet et al., ICLR 2024).
+
+Scaling: as pytorch-grad-cam's BaseCAM, ReLU then min-max per image and layer, so a map is the
+oriented projection as a fraction of its peak, max(p, 0) / max(p), the background side at 0. The
+customary localization threshold (15% of the maximum) presupposes such maps: on the demo model
+(SynthScenes, 500 images, layers 1-5) ReLU maps box 67-73% of objects at 0.15 against 5-12%
+without it, and at the best fraction they do as well or better (0.988 against 0.984 at layer 4).
+`relu=False` keeps the whole projection, min-max scaled (an affine map of it). The sanity check's
+rank correlations use the oriented projections before ReLU, which would tie about half the
+patches at 0. Maps stay on the patch grid; `upsample` resizes them.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+import weakref
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from torch import nn
+
+from vitscope.contracts.errors import UserError
+from vitscope.contracts.params.eigencam import EigenCamParams, SignRule
+from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress
+from vitscope.vit.analysis.gradcam import default_layer, gradcam_map, target_gradients
+from vitscope.vit.analysis.rollout import Rollout
+from vitscope.vit.data.inputs import Batch, ImageSource
+from vitscope.vit.models import LoadedModel, TokenLayout, intervene
+from vitscope.vit.models.hooks import ATTN_IMPLEMENTATION, ModelParts
+
+SQUARINGS = 8
+"""Gram squarings: A = G^256 (trace-normalised), so each product with A is 256 power steps."""
+BLOCK = 8
+"""Subspace width: the top axis converges as (l9/l1)^power, however close l2 is to l1."""
+BLOCK_STEPS = 4
+"""Products of the block with A: power 4 * 256, error ~ (l9/l1)^1024."""
+BLOCK_SEED = 0
+"""Seed of the start block, so the solver is deterministic."""
+TOP_K = 5
+RANDOM_SEED_OFFSET = 0x5EED0000
+"""Added to the sanity-check seed, so the random copy never equals a `random:` model made at seed 0."""
+
+
+# ---------------------------------------------------------------- the principal component
+
+
+def _trace(a: torch.Tensor) -> torch.Tensor:
+    return a.diagonal(dim1=-2, dim2=-1).sum(-1)
+
+
+def top_eigenvector(gram: torch.Tensor) -> torch.Tensor:
+    """Return the unit top eigenvector (..., n) of symmetric PSD matrices `gram` (..., n, n); sign arbitrary.
+
+    Subspace iteration with A = G^(2^SQUARINGS), then Rayleigh-Ritz with G (module doc).
+    A zero matrix gives a zero vector.
+    """
+    n = gram.shape[-1]
+    tiny = torch.finfo(gram.dtype).tiny
+    # max |entry|, not the trace, is positive also for the rounding-indefinite rest of a deflation
+    a = gram / gram.abs().amax((-2, -1)).clamp_min(tiny)[..., None, None]
+    for _ in range(SQUARINGS):
+        a = a @ a
+        a = a / _trace(a).clamp_min(tiny)[..., None, None]
+    start = torch.Generator().manual_seed(BLOCK_SEED)
+    q = torch.randn(n, min(n, BLOCK), generator=start).to(gram)
+    for _ in range(BLOCK_STEPS):
+        q = _orthonormalise(a @ q)
+    q = _orthonormalise(q)  # the second pass makes the basis orthonormal to rounding
+    _, ritz = torch.linalg.eigh((q.mT @ gram @ q).double())
+    return (q @ ritz[..., -1:].to(q.dtype))[..., 0]
+
+
+def _orthonormalise(y: torch.Tensor) -> torch.Tensor:
+    """Return an orthonormal basis (..., n, w) of the columns of `y` (..., n, w), via their w x w Gram.
+
+    Directions with singular value below sqrt(eps) of the largest are dropped as zero columns.
+    """
+    s, w = torch.linalg.eigh(y.double().mT @ y.double())
+    keep = s > s[..., -1:] * torch.finfo(y.dtype).eps
+    scale = torch.where(keep, s.clamp_min(torch.finfo(s.dtype).tiny).rsqrt(), 0)
+    return y @ (w * scale[..., None, :]).to(y.dtype)
+
+
+def top_eigenvectors(gram: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Return the top-k unit eigenvectors (..., n, k) of PSD `gram` (..., n, n), by deflation.
+
+    Each is orthogonalised against those before: what is left after deflating a Gram matrix of
+    rank < k is rounding noise, whose top eigenvector can be an earlier one again.
+    """
+    vecs: list[torch.Tensor] = []
+    for _ in range(k):
+        v = top_eigenvector(gram)
+        for u in vecs:
+            v = v - (v * u).sum(-1, keepdim=True) * u
+        v = v / v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+        vecs.append(v)
+        lam = (v[..., None, :] @ gram @ v[..., :, None])[..., 0, 0]
+        gram = gram - lam[..., None, None] * (v[..., :, None] * v[..., None, :])
+    return torch.stack(vecs, -1)
+
+
+def centred_gram(patches: torch.Tensor) -> torch.Tensor:
+    """Return M M^T (..., P, P) of the features (..., P, C) centred over patches, in float32."""
+    m = patches.float()
+    m = m - m.mean(-2, keepdim=True)
+    return m @ m.mT
+
+
+def gram_projections(gram: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Return projections (..., k, P) onto the top-k principal axes from the patch Gram (..., P, P).
+
+    M v_i = sigma_i u_i with sigma_i^2 = u_i^T G u_i, so the features themselves are not needed.
+    """
+    u = top_eigenvectors(gram, k)  # (..., P, k)
+    sigma2 = ((gram @ u) * u).sum(-2).clamp_min(0)  # (..., k)
+    return (u * sigma2.sqrt()[..., None, :]).mT
+
+
+def principal_projections(patches: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Return M v_i (..., k, P): the centred features (..., P, C) projected on their top-k axes.
+
+    Sign arbitrary; uses the smaller of the P x P and C x C Gram matrices.
+    """
+    if patches.shape[-2] <= patches.shape[-1]:
+        return gram_projections(centred_gram(patches), k)
+    m = patches.float()
+    m = m - m.mean(-2, keepdim=True)
+    axes = top_eigenvectors(m.mT @ m, k)  # (..., C, k)
+    return (m @ axes).mT
+
+
+# ---------------------------------------------------------------- sign and scale
+
+
+def orient(proj: torch.Tensor, rule: SignRule = "skew", norms: torch.Tensor | None = None) -> torch.Tensor:
+    """Return `proj` (..., P) with its sign fixed per map; `orient(-p) == orient(p)` (see module doc).
+
+    `skew`: third moment >= 0; `extreme`: max >= |min|; `norm`: positive covariance with
+    `norms` (..., P), the patch tokens' norms. A zero key falls back to the other rules; only
+    a map symmetric under all of them keeps the sign it came with.
+    """
+    tiny = torch.finfo(proj.dtype).tiny
+    x = proj / proj.abs().amax(-1, keepdim=True).clamp_min(tiny)  # cubes stay in range
+    skew = x.pow(3).sum(-1)
+    extreme = x.amax(-1) + x.amin(-1)
+    keys = {"skew": [skew, extreme], "extreme": [extreme, skew]}.get(rule)
+    if keys is None:
+        if norms is None:
+            raise ValueError("the 'norm' sign rule needs the patch-token norms")
+        n = norms.float()
+        keys = [(x * (n - n.mean(-1, keepdim=True))).sum(-1), skew, extreme]
+    key = keys[-1]
+    for k in reversed(keys[:-1]):
+        key = torch.where(k != 0, k, key)
+    return proj * torch.where(key < 0, -1.0, 1.0).to(proj.dtype)[..., None]
+
+
+def scale_unit(maps: torch.Tensor, relu: bool = False) -> torch.Tensor:
+    """Return `maps` (..., n) min-max scaled to [0, 1] over the last axis (ReLU first if asked).
+
+    A constant map becomes all zeros.
+    """
+    x = maps.clamp_min(0) if relu else maps
+    lo = x.amin(-1, keepdim=True)
+    span = (x.amax(-1, keepdim=True) - lo).clamp_min(torch.finfo(x.dtype).tiny)
+    return (x - lo) / span
+
+
+def upsample(cam: torch.Tensor | np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """Return grid maps (..., rows, cols) resized bilinearly (patch values at patch centres) to (..., H, W)."""
+    x = torch.as_tensor(cam).float()
+    lead = x.shape[:-2]
+    flat = x.reshape(-1, 1, *x.shape[-2:])
+    out = nn.functional.interpolate(flat, size=size, mode="bilinear", align_corners=False)
+    return out.reshape(*lead, *size)
+
+
+# ---------------------------------------------------------------- maps of one batch
+
+
+@dataclass
+class EigenMaps:
+    """Eigen-CAM of a batch: `cam` (B, L, rows, cols) in [0, 1]; `projection` (B, L, k, P) oriented
+    raw projections; `cam2` (B, L, rows, cols) of the second component, or None."""
+
+    cam: torch.Tensor
+    projection: torch.Tensor
+    cam2: torch.Tensor | None = None
+
+
+def eigencam_maps(
+    outputs: Mapping[int, torch.Tensor] | Sequence[torch.Tensor],
+    layout: TokenLayout,
+    *,
+    components: int = 1,
+    sign_rule: SignRule = "skew",
+    relu: bool = True,
+) -> EigenMaps:
+    """Return the Eigen-CAM maps of block outputs, one (B, T, C) tensor per layer, in the given order."""
+    tokens = list(outputs.values()) if isinstance(outputs, Mapping) else list(outputs)
+    patches = [layout.patches(t.detach(), dim=1) for t in tokens]
+    with torch.no_grad():
+        if layout.n_patches <= patches[0].shape[-1]:
+            proj = gram_projections(torch.stack([centred_gram(p) for p in patches], 1), components)
+        else:
+            proj = principal_projections(torch.stack(patches, 1), components)
+        norms = torch.stack([p.float().norm(dim=-1) for p in patches], 1) if sign_rule == "norm" else None
+        oriented = torch.stack(
+            [orient(proj[:, :, i], sign_rule, norms) for i in range(components)], 2
+        )  # (B, L, k, P)
+        cams = layout.to_grid(scale_unit(oriented, relu))
+    return EigenMaps(cams[:, :, 0], oriented, cams[:, :, 1] if components > 1 else None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one pass computes: Eigen-CAM `layers`, Grad-CAM block (None = no baselines), and so on."""
+
+    layers: tuple[int, ...]
+    gradcam_layer: int | None
+    components: int = 1
+    sign_rule: SignRule = "skew"
+    relu: bool = True
+
+    @classmethod
+    def of(cls, lm: LoadedModel, params: EigenCamParams) -> Settings:
+        """Validate `params` against the model; raise `UserError` for layers it does not have."""
+        n = lm.num_layers
+        layers = tuple(range(n)) if params.layers is None else tuple(params.layers)
+        wanted = [*layers, *([params.gradcam_layer] if params.gradcam_layer is not None else [])]
+        bad = [layer for layer in wanted if not -n <= layer < n]
+        if bad:
+            raise UserError(f"layers {bad} are not in the model: it has layers 0..{n - 1}")
+        if not layers:
+            raise UserError(f"'layers' is empty: give some of 0..{n - 1}, or omit it for all")
+        gl = default_layer(n) if params.gradcam_layer is None else params.gradcam_layer % n
+        return cls(
+            layers=tuple(layer % n for layer in layers),
+            gradcam_layer=gl if params.baselines else None,
+            components=2 if params.second_component else 1,
+            sign_rule=params.sign_rule,
+            relu=params.relu,
+        )
+
+
+@dataclass
+class BatchMaps:
+    """Everything one pass gives: `logits` (B, classes), Eigen-CAM, and the baselines (B, rows, cols)
+    scaled to [0, 1] (None without baselines)."""
+
+    logits: torch.Tensor
+    eigen: EigenMaps
+    rollout: torch.Tensor | None = None
+    gradcam: torch.Tensor | None = None
+
+
+def analyse_batch(lm: LoadedModel, pixels: torch.Tensor, settings: Settings) -> BatchMaps:
+    """Run one forward pass (plus one backward for Grad-CAM) and return all maps of `pixels` (B, 3, H, W)."""
+    layout = lm.layout_for((pixels.shape[-2], pixels.shape[-1]))
+    gl = settings.gradcam_layer
+    baselines = gl is not None
+    record = set(settings.layers) | ({gl} if gl is not None else set())
+    sink = Rollout() if baselines else None
+    with (
+        torch.set_grad_enabled(baselines),
+        intervene(lm.parts, capture=baselines, sink=sink, record_outputs=record) as rec,
+    ):
+        # pixels requiring grad keep the tokens in the graph even if the weights are frozen
+        logits = lm.forward(pixels.detach().requires_grad_(baselines))
+    eigen = eigencam_maps(
+        [rec.outputs[layer] for layer in settings.layers],
+        layout,
+        components=settings.components,
+        sign_rule=settings.sign_rule,
+        relu=settings.relu,
+    )
+    out = BatchMaps(logits.detach(), eigen)
+    if gl is not None and sink is not None:
+        tokens = rec.outputs[gl]
+        grads = target_gradients(logits, tokens, logits.detach().argmax(-1))
+        out.gradcam = _scale_grid(gradcam_map(tokens, grads, layout))
+        out.rollout = _scale_grid(sink.cls_map(layout))
+    return out
+
+
+def _scale_grid(maps: torch.Tensor) -> torch.Tensor:
+    """Min-max scale grid maps (B, rows, cols) per image."""
+    return scale_unit(maps.flatten(-2)).unflatten(-1, maps.shape[-2:])
+
+
+# ---------------------------------------------------------------- randomized-weights sanity check
+
+_RANDOM_COPIES: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], LoadedModel]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def randomized_copy(lm: LoadedModel, seed: int = 0) -> LoadedModel:
+    """Return `lm`'s architecture with freshly initialised weights (seeded), same device, dtype, layout.
+
+    Built with the model class's own initialisation (`type(model)(config)`), so the weight
+    statistics are those of an untrained model of the family (Adebayo et al., 2018). Cached per
+    model, seed, device and dtype.
+    """
+    key = (seed, str(lm.device), lm.dtype)
+    cache = _RANDOM_COPIES.setdefault(lm.model, {})
+    if key not in cache:
+        config = copy.deepcopy(lm.model.config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED_OFFSET + seed)
+            model = type(lm.model)(config)
+        model.set_attn_implementation(ATTN_IMPLEMENTATION)
+        module: nn.Module = model
+        module.eval().to(device=lm.device, dtype=lm.dtype)
+        parts = _same_parts(lm.model, model, lm.parts)
+        cache[key] = replace(lm, spec=f"{lm.spec} (random weights, seed {seed})", model=model, parts=parts)
+    return cache[key]
+
+
+def _same_parts(original: nn.Module, clone: nn.Module, parts: ModelParts) -> ModelParts:
+    """The parts of `clone` at the same module paths as `parts` are in `original`."""
+    names = {id(m): name for name, m in original.named_modules()}
+
+    def find(m: nn.Module) -> nn.Module:
+        return clone.get_submodule(names[id(m)])
+
+    return ModelParts(
+        tuple(find(m) for m in parts.attention),
+        tuple(find(m) for m in parts.blocks),
+        find(parts.embeddings),
+        parts.block_returns_tuple,
+    )
+
+
+def rank_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the Spearman correlation (...) of maps a, b (..., n) over their last axis.
+
+    Ties get average ranks; a constant map gives NaN.
+    """
+    ra = rankdata(a, axis=-1)
+    rb = rankdata(b, axis=-1)
+    ra = ra - ra.mean(-1, keepdims=True)
+    rb = rb - rb.mean(-1, keepdims=True)
+    den = np.sqrt((ra * ra).sum(-1) * (rb * rb).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (ra * rb).sum(-1) / den, np.nan)
+
+
+# ---------------------------------------------------------------- the job
+
+
+def top_k(logits: torch.Tensor, k: int = TOP_K) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (class indices (B, k), probabilities (B, k)), k capped at the number of classes."""
+    probs = logits.float().softmax(-1)
+    values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
+    return indices, values
+
+
+def run(
+    lm: LoadedModel, source: ImageSource, params: EigenCamParams, progress: Progress = no_progress
+) -> AnalysisResult:
+    """Eigen-CAM of every image and layer, with baselines and the sanity check (arrays in docs/CONTRACTS.md).
+
+    Arrays: `images` (N, H, W, 3) uint8, `cam` (N, L, rows, cols), `cam2`, `rollout` and `gradcam`
+    (N, rows, cols), `cam_random` (N, L, rows, cols), `rank_corr` (N, L), `rank_corr_rollout`
+    and `rank_corr_gradcam` (N,), `top5_idx` and `top5_prob` (N, 5), `labels` (N,), all maps in [0, 1].
+    """
+    settings = Settings.of(lm, params)
+    if len(source) == 0:
+        raise UserError("no images to analyse")
+    random_lm = randomized_copy(lm, params.random_seed) if params.sanity_check else None
+    chunks: dict[str, list[Any]] = defaultdict(list)
+    done = 0
+    progress(0.0, "Eigen-CAM")
+    for batch in source.batches(params.batch_size, lm.layout.image_size):
+        pixels = lm.preprocess(batch.images)
+        _collect(chunks, "", analyse_batch(lm, pixels, settings), batch)
+        if random_lm is not None:
+            _collect(chunks, "_random", analyse_batch(random_lm, pixels, settings), None)
+        done += len(batch.images)
+        progress(done / len(source), f"Eigen-CAM: {done}/{len(source)} images")
+    arrays = {name: np.concatenate(parts) for name, parts in chunks.items()}
+    return _result(lm, settings, params, arrays)
+
+
+def _collect(chunks: dict[str, list[Any]], suffix: str, maps: BatchMaps, batch: Batch | None) -> None:
+    """Append one batch's arrays (CPU numpy) under their result names (+ suffix)."""
+    found: dict[str, torch.Tensor | None] = {
+        "projection": maps.eigen.projection[:, :, 0],  # (B, L, P): for the rank correlations
+        "cam": maps.eigen.cam,
+        "cam2": maps.eigen.cam2,
+        "rollout": maps.rollout,
+        "gradcam": maps.gradcam,
+    }
+    for name, value in found.items():
+        if value is not None:
+            chunks[name + suffix].append(value.float().cpu().numpy())
+    if batch is not None:
+        idx, prob = top_k(maps.logits)
+        chunks["top5_idx"].append(idx.cpu().numpy())
+        chunks["top5_prob"].append(prob.cpu().numpy())
+        chunks["images"].append(batch.images)
+        chunks["labels"].append(batch.labels)
+
+
+def _result(
+    lm: LoadedModel, settings: Settings, params: EigenCamParams, arrays: dict[str, np.ndarray]
+) -> AnalysisResult:
+    """Assemble the result: arrays under contract names, rank correlations, and the summary."""
+    result = AnalysisResult()
+    for name in ("images", "cam", "cam2", "rollout", "gradcam", "top5_idx", "top5_prob", "labels"):
+        if name in arrays:
+            result.add(name, arrays[name])
+    if "cam_random" in arrays:
+        result.add("cam_random", arrays["cam_random"])
+        result.add("rank_corr", rank_corr(arrays["projection"], arrays["projection_random"]))
+        for name in ("rollout", "gradcam"):
+            if name in arrays:
+                n = len(arrays[name])
+                flat = arrays[name].reshape(n, -1), arrays[f"{name}_random"].reshape(n, -1)
+                result.add(f"rank_corr_{name}", rank_corr(*flat))
+    result.summary = _summary(lm, settings, params, result.arrays)
+    return result
+
+
+def _label(names: list[str], i: int) -> str | None:
+    """Class name of index i, None for unknown (-1) labels."""
+    return names[i] if 0 <= i < len(names) else None
+
+
+def _top5(names: list[str], idx: np.ndarray, prob: np.ndarray) -> list[list[dict[str, Any]]]:
+    """Per image, the top-5 classes as {index, label, prob}, most probable first."""
+    return [
+        [
+            {"index": int(i), "label": _label(names, int(i)), "prob": float(p)}
+            for i, p in zip(ri, rp, strict=True)
+        ]
+        for ri, rp in zip(idx, prob, strict=True)
+    ]
+
+
+def _summary(
+    lm: LoadedModel, settings: Settings, params: EigenCamParams, arrays: Mapping[str, np.ndarray]
+) -> dict[str, Any]:
+    """The JSON summary: labels, top-5 names and probabilities, grid, layers and what was computed."""
+    summary: dict[str, Any] = {
+        "images": len(arrays["images"]),
+        "labels": [_label(lm.labels, int(i)) for i in arrays["labels"]],
+        "label_names": lm.labels,
+        "top5": _top5(lm.labels, arrays["top5_idx"], arrays["top5_prob"]),
+        "grid": list(lm.layout.grid),
+        "image_size": list(lm.layout.image_size),
+        "prefix_tokens": list(lm.layout.prefix_roles),
+        "layers": list(settings.layers),
+        "components": settings.components,
+        "sign_rule": settings.sign_rule,
+        "relu": settings.relu,
+        "gradcam_layer": settings.gradcam_layer,
+    }
+    if "rank_corr" in arrays:
+        summary["random_seed"] = params.random_seed
+        summary["rank_corr_by_layer"] = _nanmean(arrays["rank_corr"], 0)
+        for base in ("rollout", "gradcam"):
+            if f"rank_corr_{base}" in arrays:
+                summary[f"rank_corr_{base}"] = _nanmean(arrays[f"rank_corr_{base}"], None)
+    return summary
+
+
+def _nanmean(x: np.ndarray, axis: int | None) -> Any:
+    """Mean ignoring NaN (constant maps), as JSON-ready floats, None where nothing is defined."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: "mean of empty slice"
+        mean = np.nanmean(x, axis=axis)
+    values = [float(v) if np.isfinite(v) else None for v in np.atleast_1d(mean)]
+    return values if axis is not None else values[0]
