@@ -1,10 +1,11 @@
 # vitscope: the two commands a user needs are `make up` and `make test`.
+# `make test-fast` is the quick loop (lint + unit tests); `make screenshots` refreshes docs/screenshots.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit integration browser clean
+.PHONY: install up test test-fast screenshots lint clean
 
 install: $(STAMP)
 
@@ -19,14 +20,26 @@ $(STAMP): pyproject.toml
 up: install
 	$(VENV)/bin/vitscope up
 
+# what CI runs (.ci/run): lint, types, import rules, every test (unit, integration, browser)
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo
 	$(PY) -m pytest -q
 
+# the quick loop: lint and the unit tests (no Redis-and-worker stack, no browser, nothing slow)
+test-fast: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q -m "not integration and not browser and not slow"
+
+# the browser tests, writing their screenshots into docs/screenshots (other runs keep them out of git)
+screenshots: install
+	VITSCOPE_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q -m browser tests/browser
+
 lint:
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy && $(VENV)/bin/lint-imports --no-logo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

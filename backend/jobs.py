@@ -13,20 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, Field
 
 from backend.errors import ApiError
 from backend.queue import JobQueue
-from vitscope.contracts.jobs import Inputs, normalize_job
+from vitscope.contracts import kinds
+from vitscope.contracts.jobs import Inputs, JobSpec, JobStatus, normalize_job, spec_from_request
 from vitscope.contracts.store import JSON_DTYPE, JobRecord, ResultRef, Store, decode_array, to_jsonable
-
-DASHBOARD_PATHS = {
-    "eigencam": "/cam?job={id}",
-    "head-importance": "/heads?hi={id}",
-    "attention-profile": "/heads?ap={id}",
-    "attention-patterns": "/heads?pat={id}",
-    "scanpath": "/scanpath?job={id}",
-}
-"""Dashboard page of each kind's results (docs/CONTRACTS.md)."""
 
 RECOMPUTING = "its results were evicted from the cache: recomputing, retry in a few seconds"
 RETRY_AFTER = {"Retry-After": "2"}
@@ -37,7 +30,10 @@ def submit(raw: Any, store: Store, queue: JobQueue, stale_after_s: float) -> Job
 
     Raises `JobSpecError` for a bad spec and `ApiError` (422) for inputs that were never uploaded.
     """
-    spec = normalize_job(raw)
+    return _submit(normalize_job(raw), store, queue, stale_after_s)
+
+
+def _submit(spec: JobSpec, store: Store, queue: JobQueue, stale_after_s: float) -> JobRecord:
     check_uploads(spec.inputs, store)
     if store.submit(spec.id, spec.model_dump(mode="json"), stale_after_s):
         enqueue(spec.id, store, queue)
@@ -127,26 +123,51 @@ def _finite(array: np.ndarray) -> bool:
     return not np.issubdtype(array.dtype, np.floating) or bool(np.isfinite(array).all())
 
 
-def view(record: JobRecord, dashboard_url: str) -> dict[str, Any]:
-    """Return the API's JSON view of a job record (docs/CONTRACTS.md)."""
+class JobView(BaseModel):
+    """A job as the API shows it: its normalized request, its state and where to see it."""
+
+    id: str = Field(description="content hash of the normalized request (same request, same id)")
+    kind: str
+    model: str
+    inputs: Inputs
+    params: dict[str, Any] = Field(description="every parameter of the kind, defaults filled")
+    status: JobStatus
+    progress: float = Field(ge=0, le=1)
+    message: str
+    error: str | None = Field(description="a human-readable reason when the job failed")
+    results: list[str] = Field(description="result names, readable at /jobs/{id}/results/{name}")
+    dashboard_url: str = Field(description="the dashboard view of this job")
+    created: str
+    updated: str
+    runs: int = Field(description="completed computations (a recomputed eviction counts again)")
+    attempts: int = Field(description="starts of the current computation")
+
+
+def submit_request(request: BaseModel, store: Store, queue: JobQueue, stale_after_s: float) -> JobRecord:
+    """Create the record of a validated typed request and enqueue it unless it exists; return the record."""
+    return _submit(spec_from_request(request), store, queue, stale_after_s)
+
+
+def view(record: JobRecord, dashboard_url: str) -> JobView:
+    """Return the API's view of a job record."""
     spec = record.spec
-    return {
-        "id": record.id,
-        "kind": spec["kind"],
-        "model": spec["model"],
-        "inputs": {k: v for k, v in spec["inputs"].items() if v is not None},
-        "params": spec["params"],
-        "status": record.status,
-        "progress": record.progress,
-        "message": record.message,
-        "error": record.error,
-        "results": sorted(record.results) if record.status == "done" else [],
-        "dashboard_url": dashboard_url.rstrip("/") + DASHBOARD_PATHS[spec["kind"]].format(id=record.id),
-        "created": _iso(record.created),
-        "updated": _iso(record.updated),
-        "runs": record.runs,
-        "attempts": record.attempts,
-    }
+    return JobView(
+        id=record.id,
+        kind=spec["kind"],
+        model=spec["model"],
+        inputs=Inputs.model_validate(spec["inputs"]),
+        params=spec["params"],
+        status=record.status,  # type: ignore[arg-type]
+        progress=record.progress,
+        message=record.message,
+        error=record.error,
+        results=sorted(record.results) if record.status == "done" else [],
+        dashboard_url=dashboard_url.rstrip("/") + kinds.get(spec["kind"]).dashboard_path(record.id),
+        created=_iso(record.created),
+        updated=_iso(record.updated),
+        runs=record.runs,
+        attempts=record.attempts,
+    )
 
 
 def _iso(timestamp: float) -> str:

@@ -1,7 +1,9 @@
 """The API's side of Celery: send a job id by task name, count live workers.
 
-The API holds only a Celery *client* built by `worker.celery_app.create_app` (torch-free) and
-sends tasks by name, so it never imports the code that runs them.
+The API holds its own small Celery *client* (`client`): the broker URL, the queue and the
+visibility timeout from the shared settings, the task name from `vitscope.contracts.queue`.
+It sends tasks by name, so it imports no worker code, and reads no results (the outcome of a
+job is its Redis record), so it has no result backend.
 """
 
 from __future__ import annotations
@@ -12,25 +14,51 @@ import time
 
 from celery import Celery
 
-from worker.celery_app import TASK_NAME, create_app
+from vitscope.contracts.queue import TASK_NAME
+from vitscope.contracts.settings import DEFAULT_VISIBILITY_TIMEOUT_S
 
 log = logging.getLogger(__name__)
+
+
+def client(redis_url: str, queue: str, visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S) -> Celery:
+    """Return a Celery client that sends JSON messages to `queue` on the Redis at `redis_url`.
+
+    `visibility_timeout_s` must be the workers' own: a process that consumes from the broker (the
+    replies to a worker ping do) redelivers every job left unacknowledged longer than that.
+    """
+    app = Celery("vitscope-api", broker=redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_default_queue=queue,
+        broker_transport_options={"visibility_timeout": visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+    )
+    return app
 
 
 class JobQueue:
     """Sends jobs to the workers' queue and asks how many workers are alive (cached briefly)."""
 
-    def __init__(self, redis_url: str, queue: str, ping_timeout_s: float, cache_s: float) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        queue: str,
+        ping_timeout_s: float,
+        cache_s: float,
+        visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S,
+    ) -> None:
         self.queue = queue
         self.ping_timeout_s = ping_timeout_s
         self.cache_s = cache_s
-        self.celery: Celery = create_app(redis_url, queue)
+        self.celery = client(redis_url, queue, visibility_timeout_s)
         self._lock = threading.Lock()
         self._workers: tuple[float, int] | None = None
 
     def send(self, job_id: str) -> None:
         """Enqueue `run_job(job_id)`; the message carries the id only."""
-        self.celery.send_task(TASK_NAME, args=[job_id], queue=self.queue)
+        self.celery.send_task(TASK_NAME, args=[job_id], queue=self.queue, ignore_result=True)
 
     def workers(self) -> int:
         """Return the number of workers answering a ping, reusing an answer younger than `cache_s`."""

@@ -1,8 +1,8 @@
 """Settings of the API service, read from the environment (prefix `VITSCOPE_`).
 
-The defaults serve the embedded local stack (`vitscope up`): Redis on 127.0.0.1:6390, the API
-on 127.0.0.1:8000, the dashboard on 127.0.0.1:8050. `REDIS_URL` is accepted as well as
-`VITSCOPE_REDIS_URL`. The fields both services share come from `vitscope.contracts.settings.StackSettings`.
+The defaults serve the embedded local stack (`vitscope up`): the API on 127.0.0.1:8000, the
+dashboard on 127.0.0.1:8050. The Redis URL, the queue, the visibility timeout and the result
+lifetime come from `vitscope.contracts.settings.SharedSettings`, the root of the settings tree.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from functools import cache
 
 from pydantic import Field
 
-from vitscope.contracts.settings import StackSettings
+from vitscope.contracts.settings import SharedSettings
 
 
-class Settings(StackSettings):
+class ApiSettings(SharedSettings):
     """Everything the API needs to know about its environment."""
 
     api_host: str = Field(default="127.0.0.1", description="interface uvicorn binds")
@@ -39,6 +39,6 @@ class Settings(StackSettings):
 
 
 @cache
-def get_settings() -> Settings:
+def get_settings() -> ApiSettings:
     """Return the settings of this process (read once)."""
-    return Settings()
+    return ApiSettings()

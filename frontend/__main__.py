@@ -15,9 +15,12 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = get_settings()
     logging.getLogger(__name__).info(
-        "vitscope dashboard on http://%s:%d (API %s)", settings.host, settings.port, settings.api_base
+        "vitscope dashboard on http://%s:%d (API %s)",
+        settings.frontend_host,
+        settings.frontend_port,
+        settings.api_base,
     )
-    create_app().run(host=settings.host, port=settings.port, debug=False, threaded=True)
+    create_app().run(host=settings.frontend_host, port=settings.frontend_port, debug=False, threaded=True)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 JobRecord = dict[str, Any]
 """`GET /jobs/{id}`: id, kind, model, inputs, params, status, progress, message, error, results, ..."""
 
-KINDS = ("head-importance", "attention-profile", "attention-patterns", "eigencam", "scanpath")
-
 
 @dataclass
 class ApiError(Exception):

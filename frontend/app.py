@@ -1,25 +1,27 @@
 """The Dash app: the shell around the pages (nav bar, copy link, export format, API status).
 
 Pages live in `frontend/pages/`, one module each, registered with `dash.register_page`; each
-page's `layout(**query)` rebuilds the whole view from the URL.
+page's `layout(**query)` rebuilds the whole view from the URL. The nav bar lists the registered
+pages in their `order`, except those registered with `nav=False` (the generic `/job` page).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import pkgutil
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import dash
 from dash import ALL, Dash, Input, Output, State, callback, clientside_callback, dcc, html
 
-from frontend import ids
+from frontend import ids, pages
 from frontend.api import ApiError, get_client
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-PAGES = ("home", "heads", "head", "cam", "scanpath")
-NAV = (("Home", "/"), ("Heads", "/heads"), ("Head", "/head"), ("CAM", "/cam"), ("Scanpath", "/scanpath"))
 
 
 def create_app() -> Dash:
@@ -36,10 +38,24 @@ def create_app() -> Dash:
         # page components only exist once their page is shown; their callbacks are checked by tests
         suppress_callback_exceptions=True,
     )
-    for page in PAGES:
-        importlib.import_module(f"frontend.pages.{page}")
+    for page in pkgutil.iter_modules(pages.__path__):
+        importlib.import_module(f"{pages.__name__}.{page.name}")
+    _register_nav(tuple((name, path) for name, path in nav_pages()))
     app.layout = shell
     return app
+
+
+def nav_pages() -> list[tuple[str, str]]:
+    """(name, path) of each registered page the nav bar links, in page order."""
+    registered: list[dict[str, Any]] = sorted(
+        dash.page_registry.values(), key=lambda page: (page.get("order") or 0, page["path"])
+    )
+    return [(str(page["name"]), str(page["path"])) for page in registered if page.get("nav", True)]
+
+
+def nav_id(name: str) -> str:
+    """The id of the nav link to the page called `name`: `nav-heads`."""
+    return f"nav-{name.lower()}"
 
 
 def shell() -> html.Div:
@@ -47,6 +63,7 @@ def shell() -> html.Div:
     return html.Div(
         [
             dcc.Store(id=ids.RECENT_JOBS, storage_type="local"),
+            dcc.Store(id=ids.NAV_PATHS, data=[path for _, path in nav_pages()]),
             dcc.Interval(id=ids.API_STATUS_INTERVAL, interval=15_000),
             nav_bar(),
             html.Main(dash.page_container, className="main"),
@@ -57,7 +74,7 @@ def shell() -> html.Div:
 
 def nav_bar() -> html.Header:
     """Brand, page links, export format, copy link and the API status light."""
-    links = [dcc.Link(name, href=href, className="nav-link", id=f"nav-{name.lower()}") for name, href in NAV]
+    links = [dcc.Link(name, href=href, className="nav-link", id=nav_id(name)) for name, href in nav_pages()]
     tools = [
         html.Span(id=ids.API_STATUS, className="api-status"),
         html.Label(
@@ -153,17 +170,22 @@ clientside_callback(
     prevent_initial_call=True,
 )
 
-clientside_callback(
-    """
-    function(path) {
-        const pages = ["/", "/heads", "/head", "/cam", "/scanpath"];
-        const classes = pages.map(p => "nav-link" + (p === path ? " active" : ""));
-        // each page remembers its last view (tracker.py): the nav bar returns to it
-        const hrefs = pages.map(p => p === "/" ? p : p + (window.localStorage.getItem("vitscope:last:" + p) || ""));
-        return classes.concat(hrefs);
-    }
-    """,
-    [Output(f"nav-{name.lower()}", "className") for name, _ in NAV]
-    + [Output(f"nav-{name.lower()}", "href") for name, _ in NAV],
-    Input("_pages_location", "pathname"),
-)
+
+@cache
+def _register_nav(links: tuple[tuple[str, str], ...]) -> None:
+    """Mark the nav link of the current page and point each link at its page's last view (once per
+    set of links: callbacks are global to the process)."""
+    clientside_callback(
+        """
+        function(path, pages) {
+            const classes = pages.map(p => "nav-link" + (p === path ? " active" : ""));
+            // each page remembers its last view (tracker.py): the nav bar returns to it
+            const hrefs = pages.map(p => p === "/" ? p : p + (window.localStorage.getItem("vitscope:last:" + p) || ""));
+            return classes.concat(hrefs);
+        }
+        """,
+        [Output(nav_id(name), "className") for name, _ in links]
+        + [Output(nav_id(name), "href") for name, _ in links],
+        Input("_pages_location", "pathname"),
+        State(ids.NAV_PATHS, "data"),
+    )

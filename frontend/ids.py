@@ -23,6 +23,7 @@ COPIED_URL = "copied-url"
 API_STATUS = "api-status"
 API_STATUS_INTERVAL = "api-status-interval"
 RECENT_JOBS = "recent-jobs-store"
+NAV_PATHS = "nav-paths"
 
 
 class Tracker:
@@ -121,3 +122,7 @@ SCAN_DENSITY = "scan-density"
 SCAN_EDITS = "scan-edits"
 SCAN_RERUN = "scan-rerun"
 SCAN_CAPTION = "scan-caption"
+
+# -- any job (/job) -----------------------------------------------------------------------------
+JOB = Tracker("job")
+JOB_CONTENT = "job-content"

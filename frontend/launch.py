@@ -14,9 +14,8 @@ from dash import no_update
 from frontend.api import ApiClient, ApiError, JobRecord, get_client, upload_bytes
 from frontend.components import notice
 from frontend.settings import get_settings
-from frontend.state import CamState, HeadsState, ScanpathState, inputs_to_data
-
-OVERVIEW_KINDS = {"head-importance": "hi", "attention-profile": "ap", "attention-patterns": "pat"}
+from frontend.state import CamState, HeadsState, ScanpathState, inputs_to_data, view_of
+from vitscope.contracts import kinds
 
 
 def upload_inputs(
@@ -45,45 +44,50 @@ def dataset_spec(n: int | None, seed: int | None, name: str = "synthscenes") -> 
     return f"{name}:{max(1, int(n or 1))}:seed={int(seed or 0)}"
 
 
-def scanpath_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
-    """Scanpaths need search scenes: the built-in SynthScenes become SynthSearch scenes (at most 8)."""
-    dataset = inputs.get("dataset")
-    if not dataset or not str(dataset).startswith("synthscenes:"):
+def kind_inputs(kind: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The inputs one kind gets from the launch form.
+
+    A kind that reads inputs of its own (`Kind.open_source`, e.g. scanpath's search scenes) gets
+    the built-in family of its `example_inputs` in place of SynthScenes: the same seed, at most 8.
+    """
+    declared = kinds.all_kinds().get(kind)
+    family = own_family(declared) if declared else None
+    dataset = str(inputs.get("dataset") or "")
+    if family is None or not dataset.startswith("synthscenes:"):
         return inputs
-    _, n, *rest = str(dataset).split(":")
+    _, n, *rest = dataset.split(":")
     seed = next((part for part in rest if part.startswith("seed=")), "seed=0")
-    return {"dataset": f"synthsearch:{min(int(n), 8)}:{seed}"}
+    return {"dataset": f"{family}:{min(int(n), 8)}:{seed}"}
 
 
-def launch(api: ApiClient, kinds: Iterable[str], model: str, inputs: dict[str, Any]) -> list[JobRecord]:
-    """Submit one job per kind on the same model and inputs (default params)."""
-    records = []
-    for kind in kinds:
-        kind_inputs = scanpath_inputs(inputs) if kind == "scanpath" else inputs
-        records.append(api.submit(kind, model, kind_inputs, {}))
-    return records
+def own_family(kind: kinds.Kind) -> str | None:
+    """The built-in dataset family a kind with inputs of its own runs on (None for image kinds)."""
+    if kind.open_source is None:
+        return None
+    family = str(kind.example_inputs.get("dataset") or "").partition(":")[0]
+    return family if family and family != "synthscenes" else None
+
+
+def launch(api: ApiClient, names: Iterable[str], model: str, inputs: dict[str, Any]) -> list[JobRecord]:
+    """Submit one job per kind in `names` on the same model and inputs (default params); returns their records."""
+    return [api.submit(name, model, kind_inputs(name, inputs), {}) for name in names]
 
 
 def dashboard_url(record: JobRecord) -> str:
-    """The page that shows one job (the overview for head jobs)."""
-    kind = str(record.get("kind"))
-    job_id, model = str(record["id"]), record.get("model")
-    data = inputs_to_data(record.get("inputs"))
-    if kind in OVERVIEW_KINDS:
-        return HeadsState(model=model, data=data).replace(**{OVERVIEW_KINDS[kind]: job_id}).url()
-    if kind == "eigencam":
-        return CamState(job=job_id, model=model, data=data).url()
-    if kind == "scanpath":
-        return ScanpathState(job=job_id, model=model, data=data).url()
-    return str(record.get("dashboard_url") or "/")
+    """The view that shows one job: its kind's declared page (`Kind.page` and `url_key`), or the
+    generic `/job` page for a kind this dashboard has no page for."""
+    return view_of(
+        str(record.get("kind")), str(record["id"]), record.get("model"), inputs_to_data(record.get("inputs"))
+    ).url()
 
 
 def overview_url(records: Iterable[JobRecord]) -> str | None:
-    """One heads-overview link for a batch's head-importance, attention-profile and patterns jobs."""
+    """One heads-overview link for a batch's jobs of the kinds the overview shows (None without any)."""
+    key_of = {kind: key for key, kind in HeadsState.jobs.items()}
     keys: dict[str, Any] = {}
     first: JobRecord | None = None
     for record in records:
-        key = OVERVIEW_KINDS.get(str(record.get("kind")))
+        key = key_of.get(str(record.get("kind")))
         if key:
             keys[key] = record["id"]
             first = first or record

@@ -12,8 +12,11 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from pydantic import ValidationError
 
 from frontend.api import ApiClient, ApiError, JobRecord
+from vitscope.contracts import kinds
+from vitscope.contracts.kinds import ArraySpec, ModelBlock
 
 MAX_SIDE = 512  # pictures are only backgrounds: no need to ship more pixels than the figure shows
 
@@ -62,6 +65,44 @@ class Results:
             raise
 
     @property
+    def model(self) -> ModelBlock | None:
+        """The summary's `model` block (layers, heads, grid, labels ...); None for results stored before it."""
+        block = self.summary.get("model")
+        try:
+            return ModelBlock.model_validate(block) if block else None
+        except ValidationError:
+            return None
+
+    @property
+    def kind(self) -> kinds.Kind | None:
+        """The declaration of the job's kind (None for a kind this dashboard does not know)."""
+        return kinds.all_kinds().get(str(self.record.get("kind")))
+
+    def spec(self, name: str) -> ArraySpec | None:
+        """The declared schema of result `name` (None when the kind or the name is not declared)."""
+        return self.kind.results.get(name) if self.kind else None
+
+    def item(self, name: str, index: int) -> np.ndarray | None:
+        """Input `index`'s slice of result `name` (clamped to the inputs there are) when its leading
+        dim is declared `N` or `N?` and present; else the whole array; None when not produced."""
+        array = self.optional(name)
+        if array is None or not self._per_input(name, array):
+            return array
+        return array[min(index, len(array) - 1)]
+
+    def count(self, name: str) -> int:
+        """How many inputs result `name` covers: the size of its leading `N`/`N?` dim, 1 when absent."""
+        array = self.array(name)
+        return len(array) if self._per_input(name, array) else 1
+
+    def _per_input(self, name: str, array: np.ndarray) -> bool:
+        """True when `array` has the leading per-input dim its declaration names (`N?` may be dropped)."""
+        spec = self.spec(name)
+        if spec is None or not spec.dims or str(spec.dims[0]).rstrip("?") != "N":
+            return False
+        return array.ndim == len(spec.dims)
+
+    @property
     def params(self) -> dict[str, Any]:
         """The job's normalized parameters."""
         return dict(self.record.get("params") or {})
@@ -92,34 +133,22 @@ def uploaded_image(api: ApiClient, inputs: dict[str, Any], index: int) -> np.nda
 
 
 def class_name(summary: dict[str, Any], index: int) -> str:
-    """The name of class `index` from a summary's `label_names` (or `labels`), else `class i`."""
-    names = summary.get("label_names") or summary.get("class_names") or []
-    if isinstance(names, dict):
-        return str(names.get(str(index), f"class {index}"))
-    if isinstance(names, list) and 0 <= index < len(names):
-        return str(names[index])
-    return f"class {index}"
+    """The name of class `index`: from the summary's `model` block, else (older results) its
+    `label_names`; `class i` when neither names it."""
+    names = (summary.get("model") or {}).get("labels") or summary.get("label_names") or []
+    return str(names[index]) if 0 <= index < len(names) else f"class {index}"
 
 
 def top5_of(
     summary: dict[str, Any], image: int, idx: np.ndarray | None, prob: np.ndarray | None
 ) -> tuple[list[str], list[float]]:
-    """Top-5 names and probabilities of one image, from the summary's `top5` when it has them
-    (a list per image of {name, prob} objects or [name, prob] pairs), else from index arrays."""
+    """Top-5 class names and probabilities of one image: the summary's `top5` ({index, label, prob}
+    per class, as eigencam declares it) when it has the image, else the `idx` and `prob` arrays (5,)."""
     per_image = summary.get("top5")
-    if isinstance(per_image, list) and 0 <= image < len(per_image) and isinstance(per_image[image], list):
-        names, probs = [], []
-        for item in per_image[image]:
-            if isinstance(item, dict):
-                label = item.get("label") or item.get("name")
-                index = int(item.get("index", -1))
-                names.append(str(label) if label else class_name(summary, index))
-                probs.append(float(item.get("prob") or item.get("probability") or 0.0))
-            elif isinstance(item, list | tuple) and len(item) >= 2:
-                names.append(str(item[0]))
-                probs.append(float(item[1]))
-        if names:
-            return names, probs
+    if isinstance(per_image, list) and 0 <= image < len(per_image) and per_image[image]:
+        items = per_image[image]
+        names = [str(item.get("label") or class_name(summary, int(item["index"]))) for item in items]
+        return names, [float(item["prob"]) for item in items]
     if idx is None or prob is None:
         return [], []
     return [class_name(summary, int(i)) for i in idx], [float(p) for p in prob]

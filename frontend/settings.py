@@ -1,39 +1,29 @@
-"""Settings of the dashboard, read from the environment (safe defaults for the local stack)."""
+"""Settings of the dashboard, read from the environment (prefix `VITSCOPE_`, safe defaults for the local stack).
+
+A leaf of the one settings tree rooted at `vitscope.contracts.settings.SharedSettings`; each
+field is read from `VITSCOPE_` + its name in upper case.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+
+from vitscope.contracts.settings import SharedSettings
 
 
-class Settings(BaseSettings):
-    """Where the API lives, where the dashboard listens, and what it proposes by default.
-
-    Environment: `VITSCOPE_API_URL` (the API base, with or without `/api/v1`),
-    `VITSCOPE_FRONTEND_HOST`, `VITSCOPE_FRONTEND_PORT`, `VITSCOPE_FRONTEND_MODEL`
-    (the model the forms start with), `VITSCOPE_FRONTEND_POLL_MS` (job polling period).
-    """
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+class DashboardSettings(SharedSettings):
+    """Where the API lives, where the dashboard listens, and what it proposes by default."""
 
     api_url: str = Field(
-        default="http://127.0.0.1:8000", validation_alias=AliasChoices("VITSCOPE_API_URL", "api_url")
+        default="http://127.0.0.1:8000", description="the API base, with or without `/api/v1`"
     )
-    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("VITSCOPE_FRONTEND_HOST", "host"))
-    port: int = Field(
-        default=8050, ge=1, le=65535, validation_alias=AliasChoices("VITSCOPE_FRONTEND_PORT", "port")
-    )
-    default_model: str = Field(
-        default="demo", validation_alias=AliasChoices("VITSCOPE_FRONTEND_MODEL", "default_model")
-    )
-    poll_ms: int = Field(
-        default=1000, ge=100, le=60_000, validation_alias=AliasChoices("VITSCOPE_FRONTEND_POLL_MS", "poll_ms")
-    )
-    api_timeout_s: float = Field(
-        default=30.0, gt=0, validation_alias=AliasChoices("VITSCOPE_FRONTEND_API_TIMEOUT_S", "api_timeout_s")
-    )
+    frontend_host: str = Field(default="127.0.0.1", description="interface the dashboard binds")
+    frontend_port: int = Field(default=8050, ge=1, le=65535, description="port the dashboard binds")
+    frontend_model: str = Field(default="demo", description="the model the forms start with")
+    frontend_poll_ms: int = Field(default=1000, ge=100, le=60_000, description="job polling period")
+    frontend_api_timeout_s: float = Field(default=30.0, gt=0, description="how long an API call may take")
 
     @property
     def api_base(self) -> str:
@@ -41,8 +31,23 @@ class Settings(BaseSettings):
         root = self.api_url.rstrip("/").removesuffix("/api/v1")
         return f"{root}/api/v1"
 
+    @property
+    def default_model(self) -> str:
+        """The model the forms start with (`frontend_model`)."""
+        return self.frontend_model
+
+    @property
+    def poll_ms(self) -> int:
+        """The job polling period in milliseconds (`frontend_poll_ms`)."""
+        return self.frontend_poll_ms
+
+    @property
+    def api_timeout_s(self) -> float:
+        """How long an API call may take (`frontend_api_timeout_s`)."""
+        return self.frontend_api_timeout_s
+
 
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
+def get_settings() -> DashboardSettings:
     """The process-wide settings (read once)."""
-    return Settings()
+    return DashboardSettings()

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode
 
+from vitscope.contracts import kinds
+
 JOB_ID = re.compile(r"^[0-9a-f]{8,64}$")
 IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
 METRICS: dict[str, str] = {
@@ -174,6 +176,23 @@ class PageState:
         """URL key -> job id, for the jobs this state names."""
         return {key: getattr(self, key) for key in self.jobs if getattr(self, key)}
 
+    def kind_of(self, key: str) -> str | None:
+        """The kind of the job under URL key `key` (None when the page does not know it)."""
+        return self.jobs.get(key) or None
+
+
+def kinds_shown_on(path: str, *keys: str) -> dict[str, str]:
+    """URL key -> kind name of the declared kinds whose `page` is `path`, for the keys the page has.
+
+    A kind naming a key the page lacks, or one another kind already took, is not shown there
+    (it gets the generic `/job` page instead, see `view_of`).
+    """
+    shown: dict[str, str] = {}
+    for kind in kinds.all_kinds().values():
+        if kind.page == path and kind.url_key in keys:
+            shown.setdefault(kind.url_key, kind.name)
+    return shown
+
 
 def _text(value: Any) -> str:
     if isinstance(value, float):
@@ -193,11 +212,7 @@ class HeadsState(PageState):
     """`/heads`: the three overview jobs and the linked selection (views B, C and D)."""
 
     path: ClassVar[str] = "/heads"
-    jobs: ClassVar[dict[str, str]] = {
-        "hi": "head-importance",
-        "ap": "attention-profile",
-        "pat": "attention-patterns",
-    }
+    jobs: ClassVar[dict[str, str]] = kinds_shown_on("/heads", "hi", "ap", "pat")
 
     hi: str | None = None
     ap: str | None = None
@@ -257,7 +272,7 @@ class CamState(PageState):
     """`/cam`: an eigencam job, the image in it, the layer (None = last) and the overlay look."""
 
     path: ClassVar[str] = "/cam"
-    jobs: ClassVar[dict[str, str]] = {"job": "eigencam"}
+    jobs: ClassVar[dict[str, str]] = kinds_shown_on("/cam", "job")
 
     job: str | None = None
     image: int = 0
@@ -281,7 +296,7 @@ class ScanpathState(PageState):
     """`/scanpath`: a scanpath job, the scene in it and the target object (None = the job's)."""
 
     path: ClassVar[str] = "/scanpath"
-    jobs: ClassVar[dict[str, str]] = {"job": "scanpath"}
+    jobs: ClassVar[dict[str, str]] = kinds_shown_on("/scanpath", "job")
 
     job: str | None = None
     image: int = 0
@@ -294,6 +309,39 @@ class ScanpathState(PageState):
             "image": reader.integer("image", 0),
             "target": reader.integer("target", None),
         }
+
+
+@dataclass(frozen=True)
+class JobState(PageState):
+    """`/job`: any one job, shown generically; `kind` lets a link recompute a forgotten job."""
+
+    path: ClassVar[str] = "/job"
+    jobs: ClassVar[dict[str, str]] = {"job": ""}
+
+    job: str | None = None
+    kind: str | None = None
+
+    @classmethod
+    def _read(cls, reader: _Reader) -> dict[str, Any]:
+        return {"job": reader.job("job"), "kind": reader.text("kind")}
+
+    def kind_of(self, key: str) -> str | None:
+        """The kind the link names (one page shows every kind)."""
+        return self.kind if key == "job" else None
+
+
+VIEW_STATES: tuple[type[PageState], ...] = (HeadsState, CamState, ScanpathState)
+"""The states of the pages made for particular kinds (`/head` shows the overview's jobs in detail)."""
+
+
+def view_of(kind: str, job_id: str, model: str | None = None, data: str | None = None) -> PageState:
+    """The state of the view that shows a job of `kind`: its declared page when the dashboard has
+    that page and knows the kind's URL key there, else the generic `/job` page."""
+    declared = kinds.all_kinds().get(kind)
+    for state_cls in VIEW_STATES:
+        if declared and state_cls.path == declared.page and state_cls.jobs.get(declared.url_key) == kind:
+            return state_cls(model=model, data=data).replace(**{declared.url_key: job_id})
+    return JobState(job=job_id, kind=kind, model=model, data=data)
 
 
 # -- job inputs in links -----------------------------------------------------------------------

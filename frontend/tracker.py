@@ -66,9 +66,10 @@ def poll_jobs(api: ApiClient, job_ids: dict[str, str]) -> JobsView:
 
 
 def can_rebuild(state: PageState, view: JobsView) -> bool:
-    """True when some job is missing and the link carries the model and data to recompute it."""
+    """True when some job is missing and the link carries the kind, model and data to recompute it."""
     inputs = data_to_inputs(state.data) if state.data else None
-    return bool(view.missing) and bool(state.model) and inputs is not None
+    kinds_known = all(state.kind_of(key) for key in view.missing)
+    return bool(view.missing) and kinds_known and bool(state.model) and inputs is not None
 
 
 def progress_children(view: JobsView, state: PageState) -> list[Any]:
@@ -77,7 +78,7 @@ def progress_children(view: JobsView, state: PageState) -> list[Any]:
         return [notice(view.error, "error")]
     out: list[Any] = []
     for key, job_id in view.missing.items():
-        kind = state.jobs.get(key, "analysis")
+        kind = state.kind_of(key) or "analysis"
         hint = (
             "Press “Compute it” to run it again from the model and data in this link."
             if can_rebuild(state, view)
@@ -92,7 +93,7 @@ def progress_children(view: JobsView, state: PageState) -> list[Any]:
             )
         )
     if any(r.get("status") != "done" for r in view.records.values()):
-        out += [progress_row(str(r.get("kind") or state.jobs.get(k, k)), r) for k, r in view.records.items()]
+        out += [progress_row(str(r.get("kind") or state.kind_of(k) or k), r) for k, r in view.records.items()]
     return out
 
 
@@ -169,7 +170,7 @@ def register_tracker(t: ids.Tracker, state_cls: type[PageState], rebuild: Rebuil
             return no_update, notice(f"Could not recompute: {exc}")
         if not changes:
             return no_update, notice("Nothing to recompute.", "info")
-        message = ", ".join(f"{state.jobs[k]} → {short_id(v)}" for k, v in changes.items())
+        message = ", ".join(f"{state.kind_of(k)} → {short_id(v)}" for k, v in changes.items())
         return state.replace(**changes).to_store(), notice(f"Submitted {message}.", "ok")
 
 
@@ -180,6 +181,6 @@ def resubmit(api: ApiClient, state: PageState, view: JobsView, rebuild: RebuildP
     inputs = data_to_inputs(state.data or "") or {}
     changes = {}
     for key in view.missing:
-        record = api.submit(state.jobs[key], str(state.model), inputs, rebuild(state, key))
+        record = api.submit(str(state.kind_of(key)), str(state.model), inputs, rebuild(state, key))
         changes[key] = str(record["id"])
     return changes

@@ -12,8 +12,9 @@ import yaml
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
-from backend.settings import Settings as ApiSettings
-from frontend.settings import Settings as FrontendSettings
+from backend.settings import ApiSettings
+from frontend.settings import DashboardSettings
+from vitscope.contracts.settings import SharedSettings
 from worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +23,7 @@ SERVICES = COMPOSE["services"]
 SETTINGS: dict[str, type[BaseSettings]] = {
     "api": ApiSettings,
     "worker": WorkerSettings,
-    "frontend": FrontendSettings,
+    "frontend": DashboardSettings,
 }
 NOT_OURS = {"HF_HOME"}
 """Variables read by libraries rather than by a Settings class."""
@@ -95,10 +96,11 @@ def test_every_required_setting_is_set_in_compose(service):
     assert required <= set(SERVICES[service]["environment"])
 
 
-def test_api_and_worker_share_redis_queue_and_result_lifetime():
+def test_api_and_worker_share_every_shared_setting():
     api, worker = SERVICES["api"]["environment"], SERVICES["worker"]["environment"]
-    for name in ("VITSCOPE_REDIS_URL", "VITSCOPE_QUEUE", "VITSCOPE_TENSOR_TTL_S"):
-        assert api[name] == worker[name]
+    for name in env_names(SharedSettings):
+        assert api.get(name) == worker.get(name), name
+    assert "VITSCOPE_VISIBILITY_TIMEOUT_S" in api
     assert SERVICES["frontend"]["environment"]["VITSCOPE_API_URL"].endswith(":8000")
 
 

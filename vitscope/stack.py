@@ -1,6 +1,6 @@
 """The local stack under one supervisor: an embedded Redis, a Celery worker, the API, the dashboard.
 
-`vitscope up` builds a `Stack` from `StackSettings` and runs it. Every child runs in its own
+`vitscope up` builds a `Stack` from `LocalStackSettings` and runs it. Every child runs in its own
 process group, so stopping it stops what it spawned (the worker's pool child, uvicorn's
 reloader); its output is streamed line by line with a `[name] ` prefix. Ctrl-C or SIGTERM stops
 every child, Redis last so it can flush its append-only file; if a child dies on its own, the
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
 
 from vitscope.contracts.errors import UserError
+from vitscope.contracts.settings import SharedSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,29 +43,30 @@ def _default_data_dir() -> Path:
     return Path(base) / "vitscope"
 
 
-class StackSettings(BaseSettings):
-    """Ports, data directory and Redis of the local stack (environment prefix `VITSCOPE_`)."""
+class LocalStackSettings(SharedSettings):
+    """Ports, data directory and Redis of the local stack (a leaf of the settings tree, prefix `VITSCOPE_`).
 
-    model_config = SettingsConfigDict(env_prefix="VITSCOPE_", extra="ignore")
+    A Redis URL given in the environment (or to the constructor) is used instead of starting
+    the embedded Redis.
+    """
 
     data_dir: Path = Field(default_factory=_default_data_dir, description="Redis data (AOF, RDB)")
-    redis_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("VITSCOPE_REDIS_URL", "REDIS_URL"),
-        description="use this Redis instead of starting the embedded one",
-    )
     redis_port: int = Field(default=6390, description="port of the embedded Redis")
     redis_maxmemory: str = Field(default="1gb", description="memory cap of the embedded Redis")
-    queue: str = Field(default="vitscope", description="Celery queue")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    web_host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("VITSCOPE_FRONTEND_HOST"))
-    web_port: int = Field(default=8050, validation_alias=AliasChoices("VITSCOPE_FRONTEND_PORT"))
+    frontend_host: str = "127.0.0.1"
+    frontend_port: int = 8050
+
+    @property
+    def embedded_redis(self) -> bool:
+        """Whether the stack starts its own Redis: no Redis URL was configured."""
+        return "redis_url" not in self.model_fields_set
 
     @property
     def effective_redis_url(self) -> str:
         """The Redis every service uses: the configured one, else the embedded one."""
-        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+        return f"redis://127.0.0.1:{self.redis_port}/0" if self.embedded_redis else self.redis_url
 
 
 # redis ------------------------------------------------------------------------------------------
@@ -258,7 +259,7 @@ class Child:
 class Stack:
     """Start children in order, watch them, and stop them all on a signal or when one dies."""
 
-    def __init__(self, settings: StackSettings, out: TextIO | None = None) -> None:
+    def __init__(self, settings: LocalStackSettings, out: TextIO | None = None) -> None:
         self.settings = settings
         self.out = out or sys.stdout
         self.children: list[Child] = []
@@ -277,9 +278,9 @@ class Stack:
             "VITSCOPE_API_HOST": s.api_host,
             "VITSCOPE_API_PORT": str(s.api_port),
             "VITSCOPE_API_URL": f"http://{s.api_host}:{s.api_port}",
-            "VITSCOPE_DASHBOARD_URL": f"http://{s.web_host}:{s.web_port}",
-            "VITSCOPE_FRONTEND_HOST": s.web_host,
-            "VITSCOPE_FRONTEND_PORT": str(s.web_port),
+            "VITSCOPE_DASHBOARD_URL": f"http://{s.frontend_host}:{s.frontend_port}",
+            "VITSCOPE_FRONTEND_HOST": s.frontend_host,
+            "VITSCOPE_FRONTEND_PORT": str(s.frontend_port),
         }
 
     def run(self) -> int:
@@ -299,7 +300,7 @@ class Stack:
         """Start Redis (unless an external one is configured) and wait for it, then the services."""
         s, env = self.settings, self.env()
         self._check_ports()
-        if s.redis_url is None:
+        if s.embedded_redis:
             argv = redis_command(s.redis_port, s.data_dir, s.redis_maxmemory)
             redis = self._spawn(Child("redis", argv, env, self.out, grace=30.0))
             wait_for_redis(s.effective_redis_url, redis)
@@ -326,7 +327,7 @@ class Stack:
         s = self.settings
         wanted = [(s.api_host, s.api_port)]
         if any(c.name == "web" for c in self.children):
-            wanted.append((s.web_host, s.web_port))
+            wanted.append((s.frontend_host, s.frontend_port))
         deadline = time.monotonic() + timeout
         while wanted and time.monotonic() < deadline and not self._stop.is_set():
             if self._dead_child():
@@ -353,7 +354,7 @@ class Stack:
         names = {c.name for c in self.children}
         lines = [f"vitscope is up (Redis {s.effective_redis_url}, data in {s.data_dir})"]
         if "web" in names:
-            lines.append(f"  dashboard  http://{s.web_host}:{s.web_port}/")
+            lines.append(f"  dashboard  http://{s.frontend_host}:{s.frontend_port}/")
         lines.append(f"  API        http://{s.api_host}:{s.api_port}/docs")
         lines.append("  Ctrl-C stops everything")
         self.out.write("\n".join(lines) + "\n")
@@ -363,9 +364,9 @@ class Stack:
         s = self.settings
         wanted = [
             ("VITSCOPE_API_PORT", s.api_host, s.api_port),
-            ("VITSCOPE_FRONTEND_PORT", s.web_host, s.web_port),
+            ("VITSCOPE_FRONTEND_PORT", s.frontend_host, s.frontend_port),
         ]
-        if s.redis_url is None:
+        if s.embedded_redis:
             wanted.append(("VITSCOPE_REDIS_PORT", "127.0.0.1", s.redis_port))
         for variable, host, port in wanted:
             if not port_free(host, port):

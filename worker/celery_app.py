@@ -1,4 +1,13 @@
-"""The Celery app: Redis broker and result backend, JSON messages that carry job ids only.
+"""The worker's Celery app: a Redis broker, JSON messages that carry job ids only, no result backend.
+
+Granularity: one task per job. `worker.tasks.run_job(job_id)` is a thin shell, like a view: it
+reads the job's stored spec, calls the analysis and stores the results in the job's Redis
+record. That record is the outcome the API serves, so Celery's result backend would hold a copy
+nobody reads: results are ignored (`task_ignore_result`) and no backend is configured. The task
+is idempotent: a duplicate delivery of a job whose results are stored returns at once, and one
+whose results were evicted is computed again. The API sends the task by name
+(`vitscope.contracts.queue.TASK_NAME`) from its own small client (`backend.queue`) and imports
+no worker code.
 
 Run one worker per GPU, each with one pool process that owns the GPU:
 
@@ -21,22 +30,19 @@ from __future__ import annotations
 
 from celery import Celery
 
+from vitscope.contracts.queue import TASK_NAME
+from vitscope.contracts.settings import DEFAULT_VISIBILITY_TIMEOUT_S
 from worker.settings import WorkerSettings, get_settings
-
-TASK_NAME = "vitscope.run_job"
-"""The one task: `run_job(job_id)`. The API sends it by name so it never imports worker code."""
-
-RESULT_EXPIRES_S = 24 * 3600
 
 
 def create_app(
     redis_url: str,
     queue: str,
-    visibility_timeout_s: int = 6 * 3600,
+    visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S,
     restore_interval_s: int = 10,
 ) -> Celery:
     """Return a Celery app configured for vitscope on the Redis at `redis_url`, routing to `queue`."""
-    app = Celery("vitscope", broker=redis_url, backend=redis_url, include=["worker.tasks"])
+    app = Celery("vitscope", broker=redis_url, include=["worker.tasks"])
     transport = {
         "visibility_timeout": visibility_timeout_s,
         # restore abandoned jobs every `restore_interval_s` rather than every 10 x 10 s
@@ -45,9 +51,9 @@ def create_app(
     }
     app.conf.update(
         task_serializer="json",
-        result_serializer="json",
         accept_content=["json"],
-        result_accept_content=["json"],
+        # the outcome is the job's record in Redis (worker.tasks.execute): no result backend
+        task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -57,8 +63,6 @@ def create_app(
         task_default_queue=queue,
         task_routes={TASK_NAME: {"queue": queue}},
         broker_transport_options=transport,
-        result_backend_transport_options=transport,
-        result_expires=RESULT_EXPIRES_S,
         broker_connection_retry_on_startup=True,
         # a job running while the broker connection drops is cancelled and redelivered, not acked
         worker_cancel_long_running_tasks_on_connection_loss=True,

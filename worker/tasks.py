@@ -22,9 +22,10 @@ from redis.exceptions import RedisError
 
 from vitscope.contracts.errors import UserError
 from vitscope.contracts.jobs import normalize_job
+from vitscope.contracts.queue import TASK_NAME
 from vitscope.contracts.store import JobRecord, ResultRef, Store
 from vitscope.vit.analysis import registry
-from worker.celery_app import TASK_NAME, app
+from worker.celery_app import app
 from worker.settings import WorkerSettings, get_settings, resolve_device
 
 if TYPE_CHECKING:
@@ -108,12 +109,11 @@ def _compute(
 ) -> dict[str, ResultRef]:
     # the stored spec is already normal; normalizing again is cheap and yields the typed params
     spec = normalize_job(record.spec)
-    analysis = registry.get(spec.kind)
+    registry.get(spec.kind)  # an unknown or uninstalled kind fails before the model loads
     progress = ProgressWriter(store, record.id, settings.progress_interval_s)
     progress(0.0, f"loading {spec.model}")
     lm = models.get(spec.model, resolve_device(settings.device))
-    source = analysis.open_source(spec.inputs, _fetcher(store), lm.labels)
-    result = analysis.run(lm, source, spec.typed_params(), progress)
+    result = registry.execute(lm, spec, _fetcher(store), progress)
     return store.put_results(result.arrays, result.summary)
 
 

@@ -1,7 +1,7 @@
 """What routes depend on, as `Annotated[..., Depends(...)]` aliases.
 
 Routes take `SettingsDep`, `StoreDep`, `QueueDep` and `ResultCacheDep`; tests swap the settings
-with `app.dependency_overrides[get_settings] = lambda: Settings(...)` and the store, the queue
+with `app.dependency_overrides[get_settings] = lambda: ApiSettings(...)` and the store, the queue
 and the cache follow. Connections are built once per (URL, ...) and reused across requests.
 The dependencies are `async` because they do no I/O: FastAPI would run plain functions in
 its thread pool, one hop per dependency per request.
@@ -17,16 +17,16 @@ from fastapi import Depends, Request
 from backend import settings as settings_module
 from backend.cache import ResultCache
 from backend.queue import JobQueue
-from backend.settings import Settings
+from backend.settings import ApiSettings
 from vitscope.contracts.store import Store
 
 
-async def get_settings() -> Settings:
+async def get_settings() -> ApiSettings:
     """Return the process's settings (the override point for tests)."""
     return settings_module.get_settings()
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 
 
 @cache
@@ -40,13 +40,21 @@ async def get_store(settings: SettingsDep) -> Store:
 
 
 @cache
-def _queue(redis_url: str, queue: str, ping_timeout_s: float, cache_s: float) -> JobQueue:
-    return JobQueue(redis_url, queue, ping_timeout_s, cache_s)
+def _queue(
+    redis_url: str, queue: str, ping_timeout_s: float, cache_s: float, visibility_timeout_s: int
+) -> JobQueue:
+    return JobQueue(redis_url, queue, ping_timeout_s, cache_s, visibility_timeout_s)
 
 
 async def get_queue(settings: SettingsDep) -> JobQueue:
     """Return the job queue named by the settings."""
-    return _queue(settings.redis_url, settings.queue, settings.worker_ping_timeout_s, settings.health_cache_s)
+    return _queue(
+        settings.redis_url,
+        settings.queue,
+        settings.worker_ping_timeout_s,
+        settings.health_cache_s,
+        settings.visibility_timeout_s,
+    )
 
 
 async def get_result_cache(request: Request, settings: SettingsDep) -> ResultCache:

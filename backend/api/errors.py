@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from backend.errors import ApiError
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.jobs import JobSpecError
+from vitscope.contracts.jobs import JobSpecError, normalize_job
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,14 @@ async def _user_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, str(exc))
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if request.method == "POST" and request.url.path.endswith("/jobs"):
+        # the typed body refused it: say why in the words of the job contract, one problem per field
+        try:
+            normalize_job(exc.body)
+        except JobSpecError as spec_error:
+            return await _job_spec_error(request, spec_error)
     problems = [{"loc": list(err["loc"]), "msg": err["msg"]} for err in exc.errors()]
     text = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems)
     if any(p["loc"] == ["body", "file"] for p in problems):

@@ -9,23 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import dash
 import numpy as np
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from frontend import figures as F
 from frontend import ids
-from frontend.api import ApiClient, ApiError, get_client
 from frontend.components import field as labelled
-from frontend.components import graph_card, image_launcher, page_header
+from frontend.components import image_launcher, page_header
 from frontend.launch import dataset_spec, start_from_launcher
+from frontend.page import Graphs, ViewPage, Views
 from frontend.results import Results, top5_of
-from frontend.state import COLORMAPS, CamState, with_source
-from frontend.tracker import poll_jobs, register_tracker, tracker_layout
+from frontend.state import COLORMAPS, CamState
 
-T = ids.CAM
-GRAPHS: tuple[tuple[str, int], ...] = (
+GRAPHS: Graphs = (
     (ids.CAM_OVERLAY, 6),
     (ids.CAM_ROLLOUT, 3),
     (ids.CAM_GRADCAM, 3),
@@ -35,33 +31,34 @@ GRAPHS: tuple[tuple[str, int], ...] = (
 )
 
 
-def layout(**query: Any) -> html.Div:
-    """The CAM view for the job, image and look in the URL."""
-    state = CamState.from_query(query)
-    api = get_client()
-    view = poll_jobs(api, state.job_ids())
-    state = with_source(state, next(iter(view.records.values()), None))
-    built = build(api, state, set(view.done_ids))
-    return html.Div(
-        [
-            *tracker_layout(T, state, view),
-            page_header(
-                "Eigen-CAM",
-                "First principal component of each layer's patch features, "
-                "sign-corrected and overlaid; rollout and Grad-CAM for comparison.",
-                _launcher(state),
-            ),
-            html.Div(id=ids.CAM_UPLOAD_NOTICE, className="notices"),
-            html.Div(_view_controls(state, built), className="controls-row"),
-            html.Div(
-                [graph_card(name, built.figures[name], span) for name, span in GRAPHS], className="grid"
-            ),
-        ],
-        className="page page-cam",
-    )
+@dataclass
+class Built(Views):
+    """The page's figures, its image menu and the analysed layers."""
+
+    image_options: list[dict[str, Any]] = field(default_factory=list)
+    layer_numbers: list[int] = field(default_factory=list)
+    layer: int | None = None
+    image: int = 0
 
 
-dash.register_page(__name__, path="/cam", title="Eigen-CAM · vitscope", name="CAM", order=3, layout=layout)
+PAGE = ViewPage(__name__, CamState, ids.CAM, GRAPHS, Built, name="CAM", title="Eigen-CAM · vitscope", order=3)
+build = PAGE.build
+
+
+@PAGE.body
+def body(state: CamState, built: Built) -> list[Any]:
+    """Title and launcher, the view controls, the overlays."""
+    return [
+        page_header(
+            "Eigen-CAM",
+            "First principal component of each layer's patch features, "
+            "sign-corrected and overlaid; rollout and Grad-CAM for comparison.",
+            _launcher(state),
+        ),
+        html.Div(id=ids.CAM_UPLOAD_NOTICE, className="notices"),
+        html.Div(_view_controls(state, built), className="controls-row"),
+        PAGE.grid(built),
+    ]
 
 
 def _launcher(state: CamState) -> list[Any]:
@@ -119,39 +116,26 @@ def _marks(numbers: list[int]) -> dict[int, str]:
     return {n: str(n) for n in numbers}
 
 
-def rebuild_params(state: CamState, key: str) -> dict[str, Any]:
-    """A forgotten eigencam job is recomputed with default parameters."""
-    return {}
-
-
-register_tracker(T, CamState, rebuild_params)
-
-
-@callback(
-    Output(T.state, "data"),
+@PAGE.select(
     Input(ids.CAM_IMAGE, "value"),
     Input(ids.CAM_LAYER, "value"),
     Input(ids.CAM_OPACITY, "value"),
     Input(ids.CAM_CMAP, "value"),
-    State(T.state, "data"),
-    prevent_initial_call=True,
 )
 def select(
-    image: int | None, layer: int | None, opacity: float | None, cmap: str | None, data: dict[str, Any]
-) -> Any:
+    state: CamState, image: int | None, layer: int | None, opacity: float | None, cmap: str | None
+) -> CamState:
     """Fold the view controls into the state (and so the URL)."""
-    state = CamState.from_store(data)
-    changed = state.replace(
+    return state.replace(
         image=state.image if image is None else int(image),
         layer=state.layer if layer is None or ctx.triggered_id != ids.CAM_LAYER else int(layer),
         opacity=state.opacity if opacity is None else float(opacity),
         cmap=cmap or state.cmap,
     )
-    return changed.to_store() if changed != state else no_update
 
 
 @callback(
-    Output(T.state, "data", allow_duplicate=True),
+    Output(ids.CAM.state, "data", allow_duplicate=True),
     Output(ids.CAM_UPLOAD_NOTICE, "children"),
     Input(ids.CAM_UPLOAD, "contents"),
     Input(ids.CAM_DATASET_GO, "n_clicks"),
@@ -165,7 +149,7 @@ def start(
 ) -> tuple[Any, Any]:
     """Upload the image (or take the built-in scenes) and start an eigencam job on it."""
     return start_from_launcher(
-        "eigencam",
+        CamState.jobs["job"],
         CamState,
         ("Eigen-CAM", "Eigen-CAM"),
         uploaded=ctx.triggered_id == ids.CAM_UPLOAD,
@@ -177,71 +161,30 @@ def start(
     )
 
 
-@callback(
-    [Output(ids.graph(name), "figure") for name, _ in GRAPHS],
+@PAGE.render(
     Output(ids.CAM_IMAGE, "options"),
     Output(ids.CAM_LAYER, "min"),
     Output(ids.CAM_LAYER, "max"),
     Output(ids.CAM_LAYER, "marks"),
     Output(ids.CAM_LAYER, "value"),
     Output(ids.CAM_IMAGE, "value"),
-    Input(T.state, "data"),
-    Input(T.ready, "data"),
-    prevent_initial_call=True,
 )
-def render(data: dict[str, Any], ready: list[str]) -> tuple[Any, ...]:
-    """Redraw the overlays for the state."""
-    state = CamState.from_store(data)
-    built = build(get_client(), state, set(ready or []))
+def render(state: CamState, built: Built) -> tuple[Any, ...]:
+    """The image menu and the layer slider for the analysed layers."""
     numbers = built.layer_numbers or [0]
     layer = built.layer if built.layer is not None else no_update
-    return (
-        *[built.figures[name] for name, _ in GRAPHS],
-        built.image_options,
-        numbers[0],
-        numbers[-1],
-        _marks(numbers),
-        layer,
-        built.image,
-    )
+    return built.image_options, numbers[0], numbers[-1], _marks(numbers), layer, built.image
 
 
-# -- building the views ---------------------------------------------------------------------------
+# -- drawing the views ------------------------------------------------------------------------------
 
 
-@dataclass
-class Built:
-    """The page's figures, its image menu and the number of layers."""
-
-    figures: dict[str, go.Figure] = field(default_factory=dict)
-    image_options: list[dict[str, Any]] = field(default_factory=list)
-    layer_numbers: list[int] = field(default_factory=list)
-    layer: int | None = None
-    image: int = 0
-
-
-def build(api: ApiClient, state: CamState, done: set[str]) -> Built:
-    """All CAM views for `state` (placeholders while the job runs)."""
-    built = Built()
-    message = None
-    if not state.job:
-        message = "Upload an image or run on built-in scenes to compute Eigen-CAM."
-    elif state.job not in done:
-        message = f"Waiting for the eigencam job {state.job[:12]} …"
-    else:
-        try:
-            _draw(api, state, built)
-        except ApiError as exc:
-            message = f"Could not load results: {exc}"
-    for name, _ in GRAPHS:
-        if name not in built.figures:
-            built.figures[name] = F.empty_figure(message or "…")
-    return built
-
-
-def _draw(api: ApiClient, state: CamState, built: Built) -> None:
-    assert state.job is not None
-    results = Results.of(api, state.job)
+@PAGE.part(
+    "job",
+    tuple(name for name, _ in GRAPHS),
+    absent="Upload an image or run on built-in scenes to compute Eigen-CAM.",
+)
+def _draw(results: Results, state: CamState, built: Built) -> None:
     cams = results.array("cam")  # (N, L, h, w)
     images = results.optional("images")
     summary = results.summary

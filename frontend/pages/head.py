@@ -12,22 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import dash
-import numpy as np
-import plotly.graph_objects as go
-from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import Input, Output, ctx, dcc, html
 
 from frontend import figures as F
 from frontend import ids
 from frontend.api import ApiClient, ApiError, derive_job, get_client
 from frontend.components import field as labelled
-from frontend.components import graph_card, notice, page_header
+from frontend.components import page_header
+from frontend.page import Graphs, ViewPage, Views
 from frontend.results import Results, class_name, uploaded_image
-from frontend.state import HeadsState, HeadState, patch_from_click, patch_of, with_source
-from frontend.tracker import poll_jobs, register_tracker, tracker_layout
+from frontend.state import HeadsState, HeadState, patch_from_click, patch_of
 
-T = ids.HEAD
-GRAPHS: tuple[tuple[str, int], ...] = (
+GRAPHS: Graphs = (
     (ids.HEAD_OVERLAY, 5),
     (ids.HEAD_MATRIX, 7),
     (ids.HEAD_MODES, 5),
@@ -37,14 +33,24 @@ GRAPHS: tuple[tuple[str, int], ...] = (
 )
 
 
-def layout(**query: Any) -> html.Div:
-    """The detail view of the head, image and query patch in the URL."""
-    state = HeadState.from_query(query)
-    api = get_client()
-    state, problem = derive(api, state)
-    view = poll_jobs(api, state.job_ids())
-    state = with_source(state, next(iter(view.records.values()), None))
-    built = build(api, state, set(view.done_ids))
+@dataclass
+class Built(Views):
+    """The page's figures, caption, image menu and model size (layers, heads)."""
+
+    caption: list[Any] = field(default_factory=list)
+    image_options: list[dict[str, Any]] = field(default_factory=list)
+    dims: tuple[int, int] = (0, 0)
+
+
+PAGE = ViewPage(
+    __name__, HeadState, ids.HEAD, GRAPHS, Built, name="Head", title="Head detail · vitscope", order=2
+)
+build = PAGE.build
+
+
+@PAGE.body
+def body(state: HeadState, built: Built) -> list[Any]:
+    """Title and head controls, the caption, the views."""
     layer, head = built.dims
     controls = [
         labelled(
@@ -74,28 +80,16 @@ def layout(**query: Any) -> html.Div:
         ),
         dcc.Link("← Heads overview", href=_overview_url(state), id=ids.HEAD_BACK_LINK, className="button"),
     ]
-    return html.Div(
-        [
-            *tracker_layout(T, state, view),
-            *([notice(problem)] if problem else []),
-            page_header(
-                "Head detail",
-                "Click a patch (or a matrix row) to move the query; click a pruning "
-                "mode to see its top-5 predictions.",
-                controls,
-            ),
-            html.Div(built.caption, id=ids.HEAD_CAPTION, className="caption"),
-            html.Div(
-                [graph_card(name, built.figures[name], span) for name, span in GRAPHS], className="grid"
-            ),
-        ],
-        className="page page-head",
-    )
-
-
-dash.register_page(
-    __name__, path="/head", title="Head detail · vitscope", name="Head", order=2, layout=layout
-)
+    return [
+        page_header(
+            "Head detail",
+            "Click a patch (or a matrix row) to move the query; click a pruning "
+            "mode to see its top-5 predictions.",
+            controls,
+        ),
+        html.Div(built.caption, id=ids.HEAD_CAPTION, className="caption"),
+        PAGE.grid(built),
+    ]
 
 
 def _numbers(n: int, current: int) -> list[dict[str, Any]]:
@@ -116,6 +110,7 @@ def _overview_url(state: HeadState) -> str:
     ).url()
 
 
+@PAGE.prepare
 def derive(api: ApiClient, state: HeadState) -> tuple[HeadState, str | None]:
     """Point `pat` and `hi` at jobs computed for this head and image (submitting them if needed)."""
     changes: dict[str, str] = {}
@@ -144,6 +139,7 @@ def _partial_updates(api: ApiClient, state: HeadState) -> dict[str, Any]:
     return updates
 
 
+@PAGE.rebuild
 def rebuild_params(state: HeadState, key: str) -> dict[str, Any]:
     """Params of a forgotten job: the defaults plus this head's detail or partial-pruning params."""
     if key == "pat":
@@ -153,11 +149,7 @@ def rebuild_params(state: HeadState, key: str) -> dict[str, Any]:
     return {}
 
 
-register_tracker(T, HeadState, rebuild_params)
-
-
-@callback(
-    Output(T.state, "data"),
+@PAGE.select(
     Input(ids.HEAD_LAYER, "value"),
     Input(ids.HEAD_HEAD, "value"),
     Input(ids.HEAD_IMAGE, "value"),
@@ -165,36 +157,31 @@ register_tracker(T, HeadState, rebuild_params)
     Input(ids.graph(ids.HEAD_OVERLAY), "clickData"),
     Input(ids.graph(ids.HEAD_MATRIX), "clickData"),
     Input(ids.graph(ids.HEAD_MODES), "clickData"),
-    State(T.state, "data"),
-    prevent_initial_call=True,
 )
 def select(
-    layer: int, head: int, image: int, _cls: int, overlay: Any, matrix: Any, modes: Any, data: dict[str, Any]
-) -> Any:
+    state: HeadState, layer: int, head: int, image: int, _cls: int, overlay: Any, matrix: Any, modes: Any
+) -> HeadState | None:
     """Fold a control change or a click into the state; new head or image -> derived jobs."""
-    state = HeadState.from_store(data)
     trigger = ctx.triggered_id
     if trigger == ids.HEAD_CLS:
-        return state.replace(query=-1).to_store()
+        return state.replace(query=-1)
     if trigger == ids.graph(ids.HEAD_OVERLAY):
-        patch = patch_from_click(overlay, _grid(get_client(), state) or (0, 0))
-        return state.replace(query=patch).to_store() if patch is not None else no_update
+        grid = _grid(Results.of(get_client(), state.pat)) if state.pat else None
+        patch = patch_from_click(overlay, grid or (0, 0))
+        return state.replace(query=patch) if patch is not None else None
     if trigger == ids.graph(ids.HEAD_MATRIX):
         token = _y_of(matrix)
-        return state.replace(query=max(token, -1)).to_store() if token is not None else no_update
+        return state.replace(query=max(token, -1)) if token is not None else None
     if trigger == ids.graph(ids.HEAD_MODES):
         mode = _x_of(modes)
-        return state.replace(mode=mode).to_store() if mode is not None else no_update
+        return state.replace(mode=mode) if mode is not None else None
     # a menu whose options were just redrawn may send None: keep what the state says then
     changed = state.replace(
         layer=state.layer if layer is None else int(layer),
         head=state.head if head is None else int(head),
         image=state.image if image is None else int(image),
     )
-    if changed == state:
-        return no_update
-    derived, _problem = derive(get_client(), changed)
-    return derived.to_store()
+    return derive(get_client(), changed)[0] if changed != state else None
 
 
 def _y_of(click: Any) -> int | None:
@@ -207,8 +194,7 @@ def _x_of(click: Any) -> int | None:
     return int(points[0]["x"]) if points and points[0].get("x") is not None else None
 
 
-@callback(
-    [Output(ids.graph(name), "figure") for name, _ in GRAPHS],
+@PAGE.render(
     Output(ids.HEAD_CAPTION, "children"),
     Output(ids.HEAD_IMAGE, "options"),
     Output(ids.HEAD_LAYER, "options"),
@@ -217,17 +203,11 @@ def _x_of(click: Any) -> int | None:
     Output(ids.HEAD_LAYER, "value"),
     Output(ids.HEAD_HEAD, "value"),
     Output(ids.HEAD_IMAGE, "value"),
-    Input(T.state, "data"),
-    Input(T.ready, "data"),
-    prevent_initial_call=True,
 )
-def render(data: dict[str, Any], ready: list[str]) -> tuple[Any, ...]:
-    """Redraw the head's views for the state."""
-    state = HeadState.from_store(data)
-    built = build(get_client(), state, set(ready or []))
+def render(state: HeadState, built: Built) -> tuple[Any, ...]:
+    """The caption, the menus for the model's size and the link back to the overview."""
     layers, heads = built.dims
     return (
-        *[built.figures[name] for name, _ in GRAPHS],
         built.caption,
         built.image_options,
         _numbers(layers, state.layer),
@@ -239,38 +219,10 @@ def render(data: dict[str, Any], ready: list[str]) -> tuple[Any, ...]:
     )
 
 
-# -- building the views ---------------------------------------------------------------------------
+# -- drawing the views ------------------------------------------------------------------------------
 
 
-@dataclass
-class Built:
-    """The page's figures, caption, image menu and model size (layers, heads)."""
-
-    figures: dict[str, go.Figure] = field(default_factory=dict)
-    caption: list[Any] = field(default_factory=list)
-    image_options: list[dict[str, Any]] = field(default_factory=list)
-    dims: tuple[int, int] = (0, 0)
-
-
-def build(api: ApiClient, state: HeadState, done: set[str]) -> Built:
-    """All views of the head; each says why when its job is absent or still running."""
-    built = Built()
-    for part, names in (
-        (_attention, (ids.HEAD_OVERLAY, ids.HEAD_MATRIX, ids.HEAD_VALUES, ids.HEAD_BIPARTITE)),
-        (_pruning, (ids.HEAD_MODES, ids.HEAD_TOP5)),
-    ):
-        try:
-            part(api, state, done, built)
-        except ApiError as exc:
-            for name in names:
-                built.figures[name] = F.empty_figure(f"Could not load results: {exc}")
-    for name, _ in GRAPHS:
-        if name not in built.figures:
-            built.figures[name] = F.empty_figure("…")
-    _menus(api, state, done, built)
-    return built
-
-
+@PAGE.finish
 def _menus(api: ApiClient, state: HeadState, done: set[str], built: Built) -> None:
     """Model size and image menu from whichever finished job knows them (the patterns summary
     when the importance job is still running); the current values are always offered."""
@@ -280,48 +232,37 @@ def _menus(api: ApiClient, state: HeadState, done: set[str], built: Built) -> No
             summary = api.summary(str(state.pat))
         except ApiError:
             summary = {}
-    if built.dims == (0, 0) and summary.get("layers"):
-        built.dims = (int(summary["layers"]), int(summary.get("heads") or 0))
+    if built.dims == (0, 0):
+        # the model block, else (results stored before it) the patterns summary's own fields
+        model = summary.get("model") or summary
+        built.dims = (int(model.get("layers") or 0), int(model.get("heads") or 0))
     if not built.image_options:
         count = max(int(summary.get("images") or 0), state.image + 1)
         built.image_options = [{"label": f"#{i}", "value": i} for i in range(count)]
 
 
-def _waiting(job_id: str | None, done: set[str], kind: str, what: str) -> str | None:
-    if not job_id:
-        return f"No {kind} job in this link: launch one from Home."
-    if job_id not in done:
-        return f"Computing {what} ({kind} job {job_id[:12]}) …"
-    return None
+def _grid(results: Results) -> tuple[int, int] | None:
+    """The patch grid (h, w) of a patterns job: its model block, else (results stored before that
+    block) the grid its `detail` names; None when neither says."""
+    model = results.model
+    if model is not None:
+        return model.grid
+    grid = (results.summary.get("detail") or {}).get("grid")
+    return (int(grid[0]), int(grid[1])) if isinstance(grid, list) and len(grid) == 2 else None
 
 
-def _grid(api: ApiClient, state: HeadState) -> tuple[int, int] | None:
-    """The patch grid (h, w), from the patterns job's summary or its prototype maps."""
-    if not state.pat:
-        return None
-    summary = api.summary(state.pat)
-    grid = summary.get("grid") or (summary.get("detail") or {}).get("grid")
-    if isinstance(grid, list | tuple) and len(grid) == 2:
-        return int(grid[0]), int(grid[1])
-    shape = api.result(state.pat, "prototypes_patch").shape
-    return int(shape[1]), int(shape[2])
-
-
-def _attention(api: ApiClient, state: HeadState, done: set[str], built: Built) -> None:
-    wait = _waiting(
-        state.pat, done, "attention-patterns", f"L{state.layer} H{state.head} on image {state.image}"
-    )
-    if wait or state.pat is None:
-        for name in (ids.HEAD_OVERLAY, ids.HEAD_MATRIX, ids.HEAD_VALUES, ids.HEAD_BIPARTITE):
-            built.figures[name] = F.empty_figure(wait or "")
-        return
-    results = Results.of(api, state.pat)
+@PAGE.part(
+    "pat",
+    (ids.HEAD_OVERLAY, ids.HEAD_MATRIX, ids.HEAD_VALUES, ids.HEAD_BIPARTITE),
+    waiting="Computing L{state.layer} H{state.head} on image {state.image} ({kind} job {short}) …",
+)
+def _attention(results: Results, state: HeadState, built: Built) -> None:
     matrix = results.array("detail_matrix")
-    grid = _grid(api, state) or (1, matrix.shape[0] - 1)
+    grid = _grid(results) or (1, matrix.shape[0] - 1)
     prefix = matrix.shape[0] - grid[0] * grid[1]
     token = prefix + state.query if patch_of(state.query, grid) else 0
     row = matrix[token, prefix:].reshape(grid)
-    image = _picture(api, results, state.image)
+    image = uploaded_image(results.api, results.inputs, state.image)
     where = (
         f"patch {state.query} (row {divmod(state.query, grid[1])[0]}, col {divmod(state.query, grid[1])[1]})"
         if patch_of(state.query, grid)
@@ -349,22 +290,12 @@ def _attention(api: ApiClient, state: HeadState, done: set[str], built: Built) -
     )
 
 
-def _picture(api: ApiClient, results: Results, image: int) -> np.ndarray | None:
-    """The analysed picture: an uploaded image, or the `detail_image` the analysis returned."""
-    picture = uploaded_image(api, results.inputs, image)
-    if picture is None:
-        detail = results.optional("detail_image")
-        picture = np.asarray(detail, dtype=np.uint8) if detail is not None else None
-    return picture
-
-
-def _pruning(api: ApiClient, state: HeadState, done: set[str], built: Built) -> None:
-    wait = _waiting(state.hi, done, "head-importance", f"partial pruning of L{state.layer} H{state.head}")
-    if wait or state.hi is None:
-        built.figures[ids.HEAD_MODES] = F.empty_figure(wait or "")
-        built.figures[ids.HEAD_TOP5] = F.empty_figure(wait or "")
-        return
-    results = Results.of(api, state.hi)
+@PAGE.part(
+    "hi",
+    (ids.HEAD_MODES, ids.HEAD_TOP5),
+    waiting="Computing partial pruning of L{state.layer} H{state.head} ({kind} job {short}) …",
+)
+def _pruning(results: Results, state: HeadState, built: Built) -> None:
     summary = results.summary
     drop = results.array("accuracy_drop")
     built.dims = (int(drop.shape[0]), int(drop.shape[1]))

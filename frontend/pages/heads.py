@@ -10,22 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import dash
 import numpy as np
-import plotly.graph_objects as go
-from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import Input, Output, ctx, dcc, html, no_update
 
 from frontend import figures as F
 from frontend import ids
-from frontend.api import ApiClient, ApiError, get_client
-from frontend.components import card, graph_card, page_header
+from frontend.components import card, page_header
 from frontend.components import field as labelled
+from frontend.page import Graphs, ViewPage, Views
 from frontend.results import Results, class_name
-from frontend.state import METRICS, HeadsState, HeadState, head_from_click, with_source
-from frontend.tracker import poll_jobs, register_tracker, tracker_layout
+from frontend.state import METRICS, HeadsState, HeadState, head_from_click
 
-T = ids.HEADS
-GRAPHS: tuple[tuple[str, int], ...] = (
+GRAPHS: Graphs = (
     (ids.HEADS_IMPORTANCE, 5),
     (ids.HEADS_PROB_AFTER, 7),
     (ids.HEADS_ENTROPY, 4),
@@ -34,16 +30,28 @@ GRAPHS: tuple[tuple[str, int], ...] = (
     (ids.HEADS_PATTERNS, 5),
     (ids.HEADS_PROTOTYPES, 7),
 )
-Figures = dict[str, go.Figure]
+
+CLICKABLE = (ids.HEADS_IMPORTANCE, ids.HEADS_PROB_AFTER, ids.HEADS_ENTROPY, ids.HEADS_PATTERNS)
+"""The views where a click selects a head."""
 
 
-def layout(**query: Any) -> html.Div:
-    """The overview for the jobs and selection in the URL."""
-    state = HeadsState.from_query(query)
-    api = get_client()
-    view = poll_jobs(api, state.job_ids())
-    state = with_source(state, next(iter(view.records.values()), None))
-    built = build(api, state, set(view.done_ids))
+@dataclass
+class Built(Views):
+    """The figures of the page plus the image menu and a one-line summary."""
+
+    image_options: list[dict[str, Any]] = field(default_factory=list)
+    summary: list[Any] = field(default_factory=list)
+
+
+PAGE = ViewPage(
+    __name__, HeadsState, ids.HEADS, GRAPHS, Built, name="Heads", title="Heads · vitscope", order=1
+)
+build = PAGE.build
+
+
+@PAGE.body
+def body(state: HeadsState, built: Built) -> list[Any]:
+    """Title and controls, the views, and the summary line."""
     controls = [
         labelled(
             "Metric",
@@ -71,25 +79,16 @@ def layout(**query: Any) -> html.Div:
         ),
         html.Div(selection_caption(state), id=ids.HEADS_SELECTION, className="selection"),
     ]
-    return html.Div(
-        [
-            *tracker_layout(T, state, view),
-            page_header(
-                "Heads overview",
-                "Which heads matter (B), where they look (C), what patterns they "
-                "learn (D). Click any head to select it everywhere.",
-                controls,
-            ),
-            html.Div(
-                [graph_card(name, built.figures[name], span) for name, span in GRAPHS], className="grid"
-            ),
-            card(html.Div(built.summary, id=ids.HEADS_SUMMARY), span=12, class_name="summary-card"),
-        ],
-        className="page page-heads",
-    )
-
-
-dash.register_page(__name__, path="/heads", title="Heads · vitscope", name="Heads", order=1, layout=layout)
+    return [
+        page_header(
+            "Heads overview",
+            "Which heads matter (B), where they look (C), what patterns they "
+            "learn (D). Click any head to select it everywhere.",
+            controls,
+        ),
+        PAGE.grid(built),
+        card(html.Div(built.summary, id=ids.HEADS_SUMMARY), span=12, class_name="summary-card"),
+    ]
 
 
 def selection_caption(state: HeadsState) -> list[Any]:
@@ -110,113 +109,42 @@ def selection_caption(state: HeadsState) -> list[Any]:
     ]
 
 
-def rebuild_params(state: HeadsState, key: str) -> dict[str, Any]:
-    """A forgotten overview job is recomputed with default parameters."""
-    return {}
-
-
-register_tracker(T, HeadsState, rebuild_params)
-
-
-@callback(
-    Output(T.state, "data"),
-    Input(ids.graph(ids.HEADS_IMPORTANCE), "clickData"),
-    Input(ids.graph(ids.HEADS_PROB_AFTER), "clickData"),
-    Input(ids.graph(ids.HEADS_ENTROPY), "clickData"),
-    Input(ids.graph(ids.HEADS_PATTERNS), "clickData"),
+@PAGE.select(
+    *(Input(ids.graph(name), "clickData") for name in CLICKABLE),
     Input(ids.HEADS_METRIC, "value"),
     Input(ids.HEADS_IMAGE, "value"),
     Input(ids.HEADS_QUERY, "value"),
-    State(T.state, "data"),
-    prevent_initial_call=True,
 )
-def select(*args: Any) -> Any:
+def select(state: HeadsState, *values: Any) -> HeadsState | None:
     """Fold a click or a menu change into the page state (and so into the URL)."""
-    *_, metric, image, q, data = args
-    state = HeadsState.from_store(data)
-    trigger = ctx.triggered_id
-    if isinstance(trigger, dict):
+    *_, metric, image, q = values
+    if isinstance(ctx.triggered_id, dict):
         head = head_from_click(ctx.triggered[0]["value"])
-        if head is None or head == (state.layer, state.head):
-            return no_update
-        return state.replace(layer=head[0], head=head[1]).to_store()
-    changed = state.replace(
+        return state.replace(layer=head[0], head=head[1]) if head is not None else None
+    return state.replace(
         metric=metric or state.metric, image=state.image if image is None else int(image), q=q or state.q
     )
-    return changed.to_store() if changed != state else no_update
 
 
-@callback(
-    [Output(ids.graph(name), "figure") for name, _ in GRAPHS],
+@PAGE.render(
     Output(ids.HEADS_IMAGE, "options"),
     Output(ids.HEADS_SELECTION, "children"),
     Output(ids.HEADS_SUMMARY, "children"),
-    Input(T.state, "data"),
-    Input(T.ready, "data"),
-    prevent_initial_call=True,
 )
-def render(data: dict[str, Any], ready: list[str]) -> tuple[Any, ...]:
-    """Redraw every view for the state (selection, metric, image, query type)."""
-    state = HeadsState.from_store(data)
-    built = build(get_client(), state, set(ready or []))
-    options = built.image_options or no_update
-    return (*[built.figures[name] for name, _ in GRAPHS], options, selection_caption(state), built.summary)
+def render(state: HeadsState, built: Built) -> tuple[Any, ...]:
+    """The image menu (kept while the importance job runs), the selection caption and the summary."""
+    return built.image_options or no_update, selection_caption(state), built.summary
 
 
-# -- building the views ---------------------------------------------------------------------------
-
-
-@dataclass
-class Built:
-    """The figures of the page plus the image menu and a one-line summary."""
-
-    figures: Figures = field(default_factory=dict)
-    image_options: list[dict[str, Any]] = field(default_factory=list)
-    summary: list[Any] = field(default_factory=list)
-
-
-def build(api: ApiClient, state: HeadsState, done: set[str]) -> Built:
-    """All views for `state`; a view whose job is absent, running or broken says so instead."""
-    built = Built()
-    for part in (_importance, _profile, _patterns):
-        try:
-            part(api, state, done, built)
-        except ApiError as exc:
-            _fill_missing(built, part, f"Could not load results: {exc}")
-    for name, _ in GRAPHS:
-        if name not in built.figures:
-            built.figures[name] = F.empty_figure("…")
-    return built
-
-
-def _wait_message(job_id: str | None, done: set[str], kind: str) -> str | None:
-    if not job_id:
-        return f"No {kind} job in this link: launch one from Home."
-    if job_id not in done:
-        return f"Waiting for the {kind} job {job_id[:12]} …"
-    return None
-
-
-def _fill_missing(built: Built, part: Any, message: str) -> None:
-    names = {
-        _importance: (ids.HEADS_IMPORTANCE, ids.HEADS_PROB_AFTER),
-        _profile: (ids.HEADS_ENTROPY, ids.HEADS_RINGS, ids.HEADS_ENTROPY_HIST),
-        _patterns: (ids.HEADS_PATTERNS, ids.HEADS_PROTOTYPES),
-    }[part]
-    for name in names:
-        built.figures[name] = F.empty_figure(message)
+# -- drawing the views ------------------------------------------------------------------------------
 
 
 def _clamp(state: HeadsState, shape: tuple[int, ...]) -> tuple[int, int]:
     return min(state.layer, shape[0] - 1), min(state.head, shape[1] - 1)
 
 
-def _importance(api: ApiClient, state: HeadsState, done: set[str], built: Built) -> None:
-    wait = _wait_message(state.hi, done, "head-importance")
-    if wait or state.hi is None:
-        _fill_missing(built, _importance, wait or "")
-        return
-    results = Results.of(api, state.hi)
+@PAGE.part("hi", (ids.HEADS_IMPORTANCE, ids.HEADS_PROB_AFTER))
+def _importance(results: Results, state: HeadsState, built: Built) -> None:
     summary = results.summary
     values = results.optional(state.metric)
     selected = _clamp(state, values.shape) if values is not None else None
@@ -264,12 +192,8 @@ def _importance_summary(summary: dict[str, Any]) -> html.Span:
     return html.Span(" · ".join(bits) or "", className="summary-bit")
 
 
-def _profile(api: ApiClient, state: HeadsState, done: set[str], built: Built) -> None:
-    wait = _wait_message(state.ap, done, "attention-profile")
-    if wait or state.ap is None:
-        _fill_missing(built, _profile, wait or "")
-        return
-    results = Results.of(api, state.ap)
+@PAGE.part("ap", (ids.HEADS_ENTROPY, ids.HEADS_RINGS, ids.HEADS_ENTROPY_HIST))
+def _profile(results: Results, state: HeadsState, built: Built) -> None:
     cls = state.q == "cls"
     max_entropy = results.summary.get("max_entropy_cls" if cls else "max_entropy")
     entropy = results.array(f"entropy_{state.q}")
@@ -290,15 +214,11 @@ def _profile(api: ApiClient, state: HeadsState, done: set[str], built: Built) ->
     )
 
 
-def _patterns(api: ApiClient, state: HeadsState, done: set[str], built: Built) -> None:
-    wait = _wait_message(state.pat, done, "attention-patterns")
-    if wait or state.pat is None:
-        _fill_missing(built, _patterns, wait or "")
-        return
-    results = Results.of(api, state.pat)
+@PAGE.part("pat", (ids.HEADS_PATTERNS, ids.HEADS_PROTOTYPES))
+def _patterns(results: Results, state: HeadsState, built: Built) -> None:
     q = state.q
-    head_points = results.array(f"head_points_{q}")
-    n_heads = _n_heads(api, state, len(head_points))
+    head_points = results.array(f"head_points_{q}")  # (L·H, 2)
+    n_heads = _n_heads(results)
     n_layers = len(head_points) // n_heads
     selected = (min(state.layer, n_layers - 1), min(state.head, n_heads - 1))
     label = "CLS" if q == "cls" else "patch"
@@ -312,16 +232,8 @@ def _patterns(api: ApiClient, state: HeadsState, done: set[str], built: Built) -
     )
 
 
-def _n_heads(api: ApiClient, state: HeadsState, n_points: int) -> int:
-    """Heads per layer: from the other jobs' (L, H) arrays, else the patterns summary, else a square guess."""
-    for job_id, name in ((state.ap, "entropy_patch"), (state.hi, "accuracy_drop")):
-        if job_id:
-            try:
-                return int(api.result(job_id, name).shape[1])
-            except ApiError:
-                continue
-    summary = api.summary(state.pat) if state.pat else {}
-    if summary.get("heads"):
-        return int(summary["heads"])
-    root = int(np.sqrt(n_points))
-    return root if root * root == n_points else n_points
+def _n_heads(results: Results) -> int:
+    """Heads per layer of the model the patterns job ran on: its summary's `model` block, else
+    (results stored before that block) the summary's own `heads`."""
+    model = results.model
+    return model.heads if model else int(results.summary.get("heads") or 1)

@@ -14,21 +14,22 @@ import dash
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from frontend import ids
-from frontend.api import KINDS, ApiError, JobRecord, get_client
+from frontend.api import ApiError, JobRecord, get_client
 from frontend.components import card, field, notice, page_header, progress_row, short_id
-from frontend.launch import dashboard_url, dataset_spec, launch, overview_url, upload_inputs, upload_zip
+from frontend.launch import (
+    dashboard_url,
+    dataset_spec,
+    launch,
+    overview_url,
+    own_family,
+    upload_inputs,
+    upload_zip,
+)
 from frontend.settings import get_settings
 from frontend.state import HomeState, data_to_inputs, inputs_to_data
+from vitscope.contracts import kinds
 
 MAX_RECENT = 40
-DEFAULT_KINDS = ["head-importance", "attention-profile", "attention-patterns", "eigencam"]
-KIND_HELP = {
-    "head-importance": "pruning each head: accuracy / probability / loss change, Taylor estimate",
-    "attention-profile": "attention strength by n-hop ring, entropy, distance, sink share",
-    "attention-patterns": "autoencoder map of attention patterns, clusters, one head's details",
-    "eigencam": "Eigen-CAM of every layer, rollout, Grad-CAM, randomized-weights check",
-    "scanpath": "OAT scanpath on search scenes (built-in data become SynthSearch scenes)",
-}
 
 
 def layout(**query: Any) -> html.Div:
@@ -163,19 +164,29 @@ def _data_form(inputs: dict[str, Any] | None) -> list[Any]:
     ]
 
 
+def default_kinds() -> list[str]:
+    """The kinds the launch form starts with checked (`Kind.default_launch`), in declaration order."""
+    return [kind.name for kind in kinds.all_kinds().values() if kind.default_launch]
+
+
+def kind_option(kind: kinds.Kind) -> dict[str, Any]:
+    """One launch checkbox: the kind's title, its API name and its help."""
+    family = own_family(kind)
+    note = f" (built-in scenes become {family} scenes)" if family else ""
+    help_text = html.Span(f" — {kind.help}{note}", className="muted")
+    return {
+        "label": html.Span([html.B(f" {kind.title}"), " ", html.Code(kind.name), help_text]),
+        "value": kind.name,
+    }
+
+
 def _kinds_form() -> list[Any]:
     return [
         dcc.Checklist(
             id=ids.HOME_KINDS,
-            value=DEFAULT_KINDS,
+            value=default_kinds(),
             className="radio-col",
-            options=[
-                {
-                    "label": html.Span([html.B(f" {k}"), html.Span(f" — {KIND_HELP[k]}", className="muted")]),
-                    "value": k,
-                }
-                for k in KINDS
-            ],
+            options=[kind_option(kind) for kind in kinds.all_kinds().values()],
         ),
         html.Button("Launch", id=ids.HOME_LAUNCH, className="button button-primary"),
     ]

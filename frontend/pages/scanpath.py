@@ -3,8 +3,9 @@
 The scene's objects are drawn as editable boxes; clicking a box's handle makes it the search
 target and drag-edits can be sent back as the job's `boxes`. Either way a new scanpath job is
 submitted (the same spec gets the same id, so going back is instant) and the URL follows.
-Result arrays: `boxes` (N, 4), `scanpath` (K,), `probabilities` (K,), `density` (N,), `image`
-(H, W, 3); a leading scene axis is accepted when the job covers several scenes.
+Result arrays (declared in `vitscope/contracts/kinds/scanpath.py`): `boxes` (N?, objects, 4),
+`scanpath` and `probabilities` (N?, steps), `density` (N?, objects), `image` (N?, height, width, 3);
+the scene axis N? is absent for a single uploaded scene.
 """
 
 from __future__ import annotations
@@ -12,120 +13,104 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import dash
 import numpy as np
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from frontend import figures as F
 from frontend import ids
 from frontend.api import ApiClient, ApiError, derive_job, get_client
 from frontend.components import field as labelled
-from frontend.components import graph_card, image_launcher, page_header
+from frontend.components import image_launcher, page_header
 from frontend.launch import start_from_launcher
+from frontend.page import Graphs, ViewPage, Views
 from frontend.results import Results, uploaded_image
-from frontend.state import ScanpathState, apply_box_edits, with_source
-from frontend.tracker import poll_jobs, register_tracker, tracker_layout
+from frontend.state import ScanpathState, apply_box_edits
 
-T = ids.SCAN
-GRAPHS: tuple[tuple[str, int], ...] = ((ids.SCAN_FIGURE, 8), (ids.SCAN_DENSITY, 4))
+GRAPHS: Graphs = ((ids.SCAN_FIGURE, 8), (ids.SCAN_DENSITY, 4))
 
 
-def layout(**query: Any) -> html.Div:
-    """The scanpath view for the job, scene and target in the URL."""
-    state = ScanpathState.from_query(query)
-    api = get_client()
-    view = poll_jobs(api, state.job_ids())
-    state = with_source(state, next(iter(view.records.values()), None))
-    built = build(api, state, set(view.done_ids))
-    return html.Div(
-        [
-            *tracker_layout(T, state, view),
-            dcc.Store(id=ids.SCAN_EDITS, data=None),
-            page_header(
-                "Scanpath",
-                "Where a person would look, object by object, while searching for the "
-                "target (OAT). Click a box's handle to make it the target; drag boxes to edit them.",
-                _launcher(state),
-            ),
-            html.Div(id=ids.SCAN_UPLOAD_NOTICE, className="notices"),
-            html.Div(
-                [
-                    labelled(
-                        "Scene",
-                        dcc.Dropdown(
-                            id=ids.SCAN_IMAGE, options=built.image_options, value=state.image, clearable=False
-                        ),
-                        class_name="w-140",
-                    ),
-                    html.Button(
-                        "Re-run with edited boxes", id=ids.SCAN_RERUN, className="button", disabled=True
-                    ),
-                    html.Div(built.caption, id=ids.SCAN_CAPTION, className="caption"),
-                ],
-                className="controls-row",
-            ),
-            html.Div(
-                [graph_card(name, built.figures[name], span) for name, span in GRAPHS], className="grid"
-            ),
-        ],
-        className="page page-scanpath",
-    )
+@dataclass
+class Built(Views):
+    """The page's figures, scene menu and caption."""
+
+    image_options: list[dict[str, Any]] = field(default_factory=list)
+    caption: list[Any] = field(default_factory=list)
 
 
-dash.register_page(
-    __name__, path="/scanpath", title="Scanpath · vitscope", name="Scanpath", order=4, layout=layout
+PAGE = ViewPage(
+    __name__, ScanpathState, ids.SCAN, GRAPHS, Built, name="Scanpath", title="Scanpath · vitscope", order=4
 )
+build = PAGE.build
+
+
+@PAGE.body
+def body(state: ScanpathState, built: Built) -> list[Any]:
+    """The box edits store, title and launcher, the scene controls, the views."""
+    return [
+        dcc.Store(id=ids.SCAN_EDITS, data=None),
+        page_header(
+            "Scanpath",
+            "Where a person would look, object by object, while searching for the "
+            "target (OAT). Click a box's handle to make it the target; drag boxes to edit them.",
+            _launcher(state),
+        ),
+        html.Div(id=ids.SCAN_UPLOAD_NOTICE, className="notices"),
+        html.Div(
+            [
+                labelled(
+                    "Scene",
+                    dcc.Dropdown(
+                        id=ids.SCAN_IMAGE, options=built.image_options, value=state.image, clearable=False
+                    ),
+                    class_name="w-140",
+                ),
+                html.Button("Re-run with edited boxes", id=ids.SCAN_RERUN, className="button", disabled=True),
+                html.Div(built.caption, id=ids.SCAN_CAPTION, className="caption"),
+            ],
+            className="controls-row",
+        ),
+        PAGE.grid(built),
+    ]
 
 
 def _launcher(state: ScanpathState) -> list[Any]:
     return image_launcher("SCAN", state.model or "", "a scene", "synthsearch:4:seed=0", model_width="w-200")
 
 
+@PAGE.rebuild
 def rebuild_params(state: ScanpathState, key: str) -> dict[str, Any]:
     """A forgotten scanpath job is recomputed for the link's target."""
     return {"target": state.target} if state.target is not None else {}
 
 
-register_tracker(T, ScanpathState, rebuild_params)
-
-
-@callback(
-    Output(T.state, "data"),
+@PAGE.select(
     Input(ids.graph(ids.SCAN_FIGURE), "clickData"),
     Input(ids.SCAN_IMAGE, "value"),
     Input(ids.SCAN_RERUN, "n_clicks"),
     State(ids.SCAN_EDITS, "data"),
-    State(T.state, "data"),
-    prevent_initial_call=True,
 )
 def select(
-    click: Any, image: int | None, _rerun: int | None, edits: list[list[float]] | None, data: dict[str, Any]
-) -> Any:
+    state: ScanpathState, click: Any, image: int | None, _rerun: int | None, edits: list[list[float]] | None
+) -> ScanpathState | None:
     """A new target (click a box handle), another scene, or edited boxes -> the matching job."""
-    state = ScanpathState.from_store(data)
     trigger = ctx.triggered_id
     if trigger == ids.SCAN_IMAGE:
-        return (
-            state.replace(image=int(image)).to_store()
-            if image is not None and image != state.image
-            else no_update
-        )
+        return state.replace(image=int(image)) if image is not None else None
     updates: dict[str, Any] = {}
     if trigger == ids.SCAN_RERUN and edits:
         updates = {"boxes": edits, "target": state.target}
     elif trigger == ids.graph(ids.SCAN_FIGURE):
         target = _clicked_object(click)
         if target is None or target == state.target:
-            return no_update
+            return None
         updates = {"target": target}
     if not updates or not state.job:
-        return no_update
+        return None
     try:
         job = derive_job(get_client(), state.job, {k: v for k, v in updates.items() if v is not None})
     except ApiError:
-        return no_update
-    return state.replace(job=job, target=updates.get("target", state.target)).to_store()
+        return None
+    return state.replace(job=job, target=updates.get("target", state.target))
 
 
 def _clicked_object(click: Any) -> int | None:
@@ -139,7 +124,7 @@ def _clicked_object(click: Any) -> int | None:
     Output(ids.SCAN_RERUN, "disabled"),
     Input(ids.graph(ids.SCAN_FIGURE), "relayoutData"),
     State(ids.SCAN_EDITS, "data"),
-    State(T.state, "data"),
+    State(ids.SCAN.state, "data"),
     prevent_initial_call=True,
 )
 def edit_boxes(relayout: dict[str, Any] | None, edits: list[list[float]] | None, data: dict[str, Any]) -> Any:
@@ -154,18 +139,18 @@ def edit_boxes(relayout: dict[str, Any] | None, edits: list[list[float]] | None,
 
 
 def _boxes(api: ApiClient, state: ScanpathState) -> list[list[float]] | None:
+    """The shown scene's boxes (x0, y0, x1, y1), None while the job has none to give."""
     if not state.job:
         return None
     try:
-        boxes = Results.of(api, state.job).array("boxes")
+        boxes = Results.of(api, state.job).item("boxes", state.image)
     except ApiError:
         return None
-    boxes = boxes[min(state.image, len(boxes) - 1)] if boxes.ndim == 3 else boxes
-    return [list(map(float, box)) for box in boxes]
+    return [list(map(float, box)) for box in boxes] if boxes is not None else None
 
 
 @callback(
-    Output(T.state, "data", allow_duplicate=True),
+    Output(ids.SCAN.state, "data", allow_duplicate=True),
     Output(ids.SCAN_UPLOAD_NOTICE, "children"),
     Input(ids.SCAN_UPLOAD, "contents"),
     Input(ids.SCAN_DATASET_GO, "n_clicks"),
@@ -179,7 +164,7 @@ def start(
 ) -> tuple[Any, Any]:
     """Upload the scene (or take built-in search scenes) and start a scanpath job on it."""
     return start_from_launcher(
-        "scanpath",
+        ScanpathState.jobs["job"],
         ScanpathState,
         ("the scanpath job", "Scanpath"),
         uploaded=ctx.triggered_id == ids.SCAN_UPLOAD,
@@ -191,74 +176,32 @@ def start(
     )
 
 
-@callback(
-    [Output(ids.graph(name), "figure") for name, _ in GRAPHS],
+@PAGE.render(
     Output(ids.SCAN_IMAGE, "options"),
     Output(ids.SCAN_CAPTION, "children"),
     Output(ids.SCAN_EDITS, "data", allow_duplicate=True),
     Output(ids.SCAN_RERUN, "disabled", allow_duplicate=True),
-    Input(T.state, "data"),
-    Input(T.ready, "data"),
-    prevent_initial_call=True,
 )
-def render(data: dict[str, Any], ready: list[str]) -> tuple[Any, ...]:
-    """Redraw the scene for the state (pending box edits are dropped: they belonged to the old view)."""
-    state = ScanpathState.from_store(data)
-    built = build(get_client(), state, set(ready or []))
-    return (*[built.figures[name] for name, _ in GRAPHS], built.image_options, built.caption, None, True)
+def render(state: ScanpathState, built: Built) -> tuple[Any, ...]:
+    """The scene menu and caption; pending box edits are dropped (they belonged to the old view)."""
+    return built.image_options, built.caption, None, True
 
 
-# -- building the views ---------------------------------------------------------------------------
+# -- drawing the views ------------------------------------------------------------------------------
 
 
-@dataclass
-class Built:
-    """The page's figures, scene menu and caption."""
-
-    figures: dict[str, go.Figure] = field(default_factory=dict)
-    image_options: list[dict[str, Any]] = field(default_factory=list)
-    caption: list[Any] = field(default_factory=list)
-
-
-def build(api: ApiClient, state: ScanpathState, done: set[str]) -> Built:
-    """The scanpath views for `state` (placeholders while the job runs)."""
-    built = Built()
-    message = None
-    if not state.job:
-        message = "Upload a scene or run on built-in search scenes."
-    elif state.job not in done:
-        message = f"Waiting for the scanpath job {state.job[:12]} …"
-    else:
-        try:
-            _draw(api, state, built)
-        except ApiError as exc:
-            message = f"Could not load results: {exc}"
-    for name, _ in GRAPHS:
-        if name not in built.figures:
-            built.figures[name] = F.empty_figure(message or "…")
-    return built
-
-
-def _scene(array: np.ndarray | None, scene: int, ndim: int) -> np.ndarray | None:
-    """One scene's slice of a result that may carry a leading scene axis."""
-    if array is None:
-        return None
-    return array[min(scene, len(array) - 1)] if array.ndim == ndim + 1 else array
-
-
-def _draw(api: ApiClient, state: ScanpathState, built: Built) -> None:
-    assert state.job is not None
-    results = Results.of(api, state.job)
-    all_boxes = results.array("boxes")
-    scenes = len(all_boxes) if all_boxes.ndim == 3 else 1
-    boxes = _scene(all_boxes, state.image, 2)
+@PAGE.part(
+    "job", (ids.SCAN_FIGURE, ids.SCAN_DENSITY), absent="Upload a scene or run on built-in search scenes."
+)
+def _draw(results: Results, state: ScanpathState, built: Built) -> None:
+    boxes = results.item("boxes", state.image)  # (objects, 4) of the shown scene
     assert boxes is not None
-    path = _scene(results.optional("scanpath"), state.image, 1)
-    probs = _scene(results.optional("probabilities"), state.image, 1)
-    density = _scene(results.optional("density"), state.image, 1)
-    image = _scene(results.optional("image"), state.image, 3)
+    path = results.item("scanpath", state.image)
+    probs = results.item("probabilities", state.image)
+    density = results.item("density", state.image)
+    image = results.item("image", state.image)
     if image is None:
-        image = uploaded_image(api, results.inputs, state.image)
+        image = uploaded_image(results.api, results.inputs, state.image)
     target = _target(state, results)
     path_list = [int(i) for i in path if 0 <= int(i) < len(boxes)] if path is not None else []
     built.figures[ids.SCAN_FIGURE] = F.scanpath_figure(
@@ -271,7 +214,7 @@ def _draw(api: ApiClient, state: ScanpathState, built: Built) -> None:
     )
     if density is not None:
         built.figures[ids.SCAN_DENSITY] = F.density_bars(density, target)
-    built.image_options = [{"label": f"scene {i}", "value": i} for i in range(scenes)]
+    built.image_options = [{"label": f"scene {i}", "value": i} for i in range(results.count("boxes"))]
     found = target is not None and target in path_list
     built.caption = [
         html.Span(
@@ -282,12 +225,11 @@ def _draw(api: ApiClient, state: ScanpathState, built: Built) -> None:
 
 
 def _target(state: ScanpathState, results: Results) -> int | None:
+    """The target object: the link's, else the job's `target` param, else the one the job chose
+    for this scene (the summary's `target`, one per scene)."""
     if state.target is not None:
         return state.target
-    for source in (results.params, results.summary):
-        value = source.get("target")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, list) and value and isinstance(value[0], int):
-            return int(value[min(state.image, len(value) - 1)])
-    return None
+    if isinstance(results.params.get("target"), int):
+        return int(results.params["target"])
+    chosen = results.summary.get("target") or []
+    return int(chosen[min(state.image, len(chosen) - 1)]) if chosen else None

@@ -8,13 +8,13 @@ from redis import Redis
 
 from backend.api.deps import get_settings
 from backend.api.main import create_app
-from backend.settings import Settings
+from backend.settings import ApiSettings
 
 
 @pytest.fixture
 def settings(redis_url):
     """Settings for one test: the session Redis (emptied), a queue of its own, small caps."""
-    return Settings(
+    return ApiSettings(
         redis_url=redis_url,
         queue=f"test-{uuid.uuid4().hex[:8]}",
         dashboard_url="http://dash.test",

@@ -18,7 +18,9 @@ from vitscope.stack import Child
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
-DOC_SHOTS = ROOT / "docs" / "screenshots"
+DOC_SHOTS = Path(ROOT, os.environ["VITSCOPE_SCREENSHOTS"]) if os.environ.get("VITSCOPE_SCREENSHOTS") else None
+"""Where the docs' screenshots are refreshed: only when asked (`make screenshots` sets
+VITSCOPE_SCREENSHOTS=docs/screenshots), so a test run leaves the tracked PNGs alone."""
 MODEL = os.environ.get("VITSCOPE_BROWSER_MODEL", "demo")
 CHROMIUM = os.environ.get("VITSCOPE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -84,11 +86,12 @@ class LiveStack:
 
 
 def screenshot(page: Any, name: str, for_docs: bool = False) -> Path:
-    """Save a full-page screenshot under artifacts/screenshots (and docs/screenshots when asked)."""
+    """Save a full-page screenshot under artifacts/screenshots (git-ignored), and a `for_docs` one
+    in `DOC_SHOTS` too when VITSCOPE_SCREENSHOTS names it."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if for_docs:
+    if for_docs and DOC_SHOTS is not None:
         DOC_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, DOC_SHOTS / path.name)
     return path

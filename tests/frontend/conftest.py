@@ -13,6 +13,7 @@ from dash import Dash
 
 from frontend.api import ApiClient
 from tests.frontend.fake_api import FakeModel, make_app
+from vitscope.contracts import kinds
 
 
 def free_port() -> int:
@@ -62,3 +63,12 @@ def dash_app(fake_api_url: str) -> Iterator[Dash]:
     patch.undo()
     get_settings.cache_clear()
     get_client.cache_clear()
+
+
+@pytest.fixture
+def extra_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[kinds.Kind]:
+    """The kind of `tests/frontend/extra_kind.py`, declared through `VITSCOPE_EXTRA_KINDS` for one test."""
+    monkeypatch.setenv(kinds.EXTRA_KINDS_ENV, "tests.frontend.extra_kind")
+    kinds.all_kinds.cache_clear()
+    yield kinds.get("token-norms")
+    kinds.all_kinds.cache_clear()  # read again, without it, once the variable is restored

@@ -1,8 +1,12 @@
 """A small in-memory stand-in for the vitscope API, for fast tests of the dashboard's pages.
 
 It speaks the HTTP contract of docs/CONTRACTS.md (ids are hashes of the request, errors are
-`{"error": {...}}`) and serves synthetic results of the documented names and shapes for a model
-of L layers, H heads and an (h, w) patch grid. The browser tests use the real stack instead.
+`{"error": {...}}`) for every declared kind (`vitscope.contracts.kinds`, extra kinds included):
+params are validated and defaulted by the kind's params model, and results are generated from
+the kind's declaration for a model of L layers, H heads and an (h, w) patch grid: arrays of the
+declared names, dims and dtypes, and a summary that validates against the kind's summary model
+(with the common `model` block). `VALUES` and `SUMMARIES` make the values plausible per kind;
+a kind they do not name still gets schema-valid results. The browser tests use the real stack.
 
 Run it by hand for UI work: `python -m tests.frontend.fake_api 8000`.
 """
@@ -13,13 +17,21 @@ import hashlib
 import io
 import json
 import sys
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, Literal, Union, get_args, get_origin
 
 import numpy as np
 from fastapi import FastAPI, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ValidationError
+
+from vitscope.contracts import kinds
+from vitscope.contracts.errors import UserError
+from vitscope.contracts.kinds import ArraySpec, Kind
 
 
 @dataclass
@@ -43,8 +55,28 @@ class FakeState:
     blobs: dict[str, bytes] = field(default_factory=dict)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"status": status, "message": message, "problems": []}}, status_code=status)
+def _error(status: int, message: str, problems: list[dict[str, Any]] | None = None) -> JSONResponse:
+    body = {"status": status, "message": message, "problems": problems or []}
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def _spec(body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
+    """The normalized spec of a job request (params validated and defaulted by its kind), or a 422."""
+    try:
+        kind = kinds.get(body.get("kind"))
+        params = kind.params.model_validate(body.get("params") or {})
+    except UserError as exc:
+        return _error(422, str(exc))
+    except ValidationError as exc:
+        problems = [{"loc": ["params", *e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        return _error(422, f"invalid params for {kind.name}", problems)
+    inputs = body.get("inputs") or {}
+    return {
+        "kind": kind.name,
+        "model": body.get("model", "demo"),
+        "inputs": inputs,
+        "params": params.model_dump(mode="json"),
+    }
 
 
 def make_app(model: FakeModel | None = None) -> FastAPI:
@@ -88,15 +120,9 @@ def make_app(model: FakeModel | None = None) -> FastAPI:
 
     @app.post("/api/v1/jobs", status_code=202)
     async def submit(request: Request) -> Any:
-        body = await request.json()
-        if body.get("kind") not in KINDS:
-            return _error(422, f"unknown kind {body.get('kind')!r}")
-        spec = {
-            "kind": body["kind"],
-            "model": body.get("model", "demo"),
-            "inputs": body.get("inputs") or {},
-            "params": {**DEFAULTS[body["kind"]], **(body.get("params") or {})},
-        }
+        spec = _spec(await request.json())
+        if isinstance(spec, JSONResponse):
+            return spec
         job_id = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
         state.jobs.setdefault(
             job_id,
@@ -148,145 +174,302 @@ def make_app(model: FakeModel | None = None) -> FastAPI:
     return app
 
 
-KINDS = ("head-importance", "attention-profile", "attention-patterns", "eigencam", "scanpath")
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "head-importance": {"partial_layer": None, "partial_head": None, "partial_images": [0]},
-    "attention-profile": {},
-    "attention-patterns": {"detail_layer": 0, "detail_head": 0, "detail_image": 0},
-    "eigencam": {"layers": None},
-    "scanpath": {"target": None, "boxes": None},
-}
+# -- results generated from the declaration -------------------------------------------------------
+
+LABELS = ["disk", "square", "ring", "x", "y"]
 MODES = ["none", "cls_row", "cls_column", "patch_to_patch", "cls_row_column", "whole_head"]
+PATCH = 16
+SIZES: dict[str, int] = {
+    "R": 4,
+    "Rc": 4,
+    "t": 2,
+    "E": 5,
+    "bins": 20,
+    "edges": 21,
+    "links": 4,
+    "modes": len(MODES),
+    "I": 1,
+    "objects": 4,
+    "steps": 4,
+    "height": 32,
+    "width": 32,
+}
+"""Sizes of the symbolic dims beyond the model's (L, H, N, h, w, LH, T, k, M); others get DEFAULT_SIZE."""
+KIND_SIZES: dict[str, dict[str, int]] = {"scanpath": {"height": 160, "width": 200}}
+DEFAULT_SIZE = 3
 
 
-def _rng(record: dict[str, Any]) -> np.random.Generator:
-    seed = int(hashlib.sha256(json.dumps(record["params"], sort_keys=True).encode()).hexdigest()[:8], 16)
-    return np.random.default_rng(seed)
+@dataclass
+class FakeJob:
+    """One job of the fake: its record, the fake model, and what follows from them."""
+
+    record: dict[str, Any]
+    model: FakeModel
+
+    @property
+    def kind(self) -> Kind:
+        return kinds.get(self.record["kind"])
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.record["params"])
+
+    @property
+    def single(self) -> bool:
+        """One uploaded image: a declared leading `N?` dim is dropped, as the real analyses do."""
+        return len(self.record["inputs"].get("images") or []) == 1
+
+    @property
+    def images(self) -> int:
+        images = self.record["inputs"].get("images")
+        return len(images) if images else self.model.images
+
+    @cached_property
+    def rng(self) -> np.random.Generator:
+        digest = hashlib.sha256(json.dumps(self.record["params"], sort_keys=True).encode()).hexdigest()
+        return np.random.default_rng(int(digest[:8], 16))
+
+    @cached_property
+    def sizes(self) -> dict[str, int]:
+        """The size of each symbolic dim for this job."""
+        m = self.model
+        (h, w), lh = m.grid, m.layers * m.heads
+        own = {"L": m.layers, "H": m.heads, "N": self.images, "h": h, "w": w, "LH": lh, "T": 1 + h * w}
+        return {**SIZES, **own, "k": m.clusters, "M": lh * 8, **KIND_SIZES.get(self.kind.name, {})}
+
+    def size(self, dim: str | int) -> int:
+        """A dim's size: ints as they are, symbols from `sizes` (`M_patch` is `M`), else DEFAULT_SIZE."""
+        if isinstance(dim, int):
+            return dim
+        symbol = dim.rstrip("?")
+        return self.sizes.get(symbol, self.sizes.get(symbol.rsplit("_", 1)[0], DEFAULT_SIZE))
+
+    def shape(self, spec: ArraySpec) -> tuple[int, ...]:
+        """The shape of a declared array for this job."""
+        dims = spec.dims[1:] if self.single and spec.dims and spec.dims[0] == "N?" else spec.dims
+        return tuple(self.size(d) for d in dims)
+
+    def model_block(self) -> dict[str, Any]:
+        """The summary's common `model` block for the fake model."""
+        m = self.model
+        h, w = m.grid
+        return {
+            "spec": self.record.get("model", "demo"),
+            "layers": m.layers,
+            "heads": m.heads,
+            "grid": [h, w],
+            "patch_size": PATCH,
+            "image_size": [h * PATCH, w * PATCH],
+            "prefix_tokens": ["cls"],
+            "labels": LABELS,
+            "classifier": True,
+        }
 
 
-def _n_images(record: dict[str, Any], m: FakeModel) -> int:
-    images = record["inputs"].get("images")
-    return len(images) if images else m.images
+Fill = Callable[[FakeJob, tuple[int, ...]], np.ndarray]
+
+
+def _fixed(values: Any) -> Fill:
+    """A fill that repeats `values` over the leading dims of the shape."""
+    return lambda _job, shape: np.broadcast_to(np.asarray(values), shape).copy()
+
+
+def _uniform(low: float, high: float) -> Fill:
+    return lambda job, shape: job.rng.uniform(low, high, shape)
+
+
+def _class_cycle(offset: int) -> Fill:
+    return lambda _job, shape: (np.arange(shape[0]) + offset) % 3
+
+
+def _attention_rows(job: FakeJob, shape: tuple[int, ...]) -> np.ndarray:
+    matrix = job.rng.uniform(0, 1, shape)
+    return matrix / matrix.sum(-1, keepdims=True)
+
+
+def _log_rings(job: FakeJob, shape: tuple[int, ...]) -> np.ndarray:
+    return job.rng.uniform(0, np.log(job.sizes["R"]), shape)
+
+
+BOXES = [[10, 10, 60, 50], [80, 20, 130, 70], [30, 90, 90, 140], [120, 100, 180, 150]]
+VALUES: dict[str, dict[str, Fill]] = {
+    "head-importance": {
+        "accuracy_drop": _uniform(-0.05, 0.3),
+        "prob_drop": _uniform(0, 0.5),
+        "loss_change": lambda job, shape: job.rng.normal(0, 0.4, shape),
+        "prob_base": _uniform(0.5, 1),
+        "labels": _class_cycle(0),
+        "predictions": _class_cycle(1),
+        "partial_top5_idx": _fixed(np.arange(5)),
+        "partial_top5_prob": lambda job, shape: np.sort(job.rng.uniform(0, 0.5, shape))[..., ::-1].copy(),
+    },
+    "attention-profile": {
+        "ring_strength_patch": _uniform(0, 0.1),
+        "ring_strength_cls": _uniform(0, 0.1),
+        "entropy_patch": _log_rings,
+        "entropy_cls": _log_rings,
+        "entropy_per_image": _log_rings,
+        "entropy_per_image_cls": _log_rings,
+        "mean_distance_px": _uniform(0, 100),
+    },
+    "attention-patterns": {
+        "embedding": lambda job, shape: job.rng.normal(0, 1, shape),
+        "head_points": lambda job, shape: job.rng.normal(0, 1, shape),
+        "sample_head": lambda job, shape: np.arange(shape[0]) // 8,
+        "cluster": lambda job, shape: job.rng.integers(0, job.sizes["k"], shape),
+        "head_mix": lambda job, shape: job.rng.dirichlet(np.ones(shape[1]), shape[0]),
+        "typical_index": lambda job, shape: job.rng.integers(-1, job.sizes["M"], shape),
+        "detail_matrix": _attention_rows,
+        "detail_hist_counts": lambda job, shape: job.rng.integers(0, 50, shape),
+        "detail_hist_edges": lambda _job, shape: np.linspace(0, 1, shape[0]),
+        "bipartite": _fixed([[0, 1, 0.9, 1], [3, 2, 0.5, 0], [5, 5, 0.2, 0], [0, 7, 0.4, 1]]),
+    },
+    "eigencam": {
+        "rank_corr": _uniform(-1, 1),
+        "rank_corr_rollout": _uniform(-1, 1),
+        "rank_corr_gradcam": _uniform(-1, 1),
+        "top5_idx": _fixed(np.arange(5)),
+        "top5_prob": _fixed([0.5, 0.2, 0.1, 0.05, 0.01]),
+        "labels": _class_cycle(0),
+    },
+    "scanpath": {
+        "boxes": _fixed(np.array(BOXES, dtype=float)),
+        "scanpath": _fixed([1, 2, 1, 3]),
+        "probabilities": _fixed([0.5, 0.3, 0.4, 0.9]),
+        "density": _fixed([0.1, 0.6, 0.5, 0.9]),
+        "targets": _fixed(3),
+    },
+}
+"""Plausible values of a kind's arrays by name (`embedding` serves `embedding_patch` and `_cls`)."""
+
+
+def _schema_valid(job: FakeJob, spec: ArraySpec, shape: tuple[int, ...]) -> np.ndarray:
+    """Values of the declared dtype: floats in [0, 1], small non-negative integers, random flags."""
+    if spec.dtype == "float":
+        return job.rng.uniform(0, 1, shape)
+    if spec.dtype == "bool":
+        return job.rng.random(shape) < 0.5
+    if spec.dtype == "uint8":
+        return job.rng.integers(0, 256, shape, dtype=np.uint8)
+    return job.rng.integers(0, 3, shape, dtype=np.int8 if spec.dtype == "int8" else np.int64)
 
 
 def results_for(record: dict[str, Any], m: FakeModel) -> dict[str, np.ndarray]:
-    """Synthetic arrays of the documented names and shapes for a job record."""
-    rng = _rng(record)
-    kind = record["kind"]
-    L, H, (h, w), N = m.layers, m.heads, m.grid, _n_images(record, m)
-    if kind == "head-importance":
-        modes = len(MODES)
-        return {
-            "accuracy_drop": rng.uniform(-0.05, 0.3, (L, H)),
-            "prob_drop": rng.uniform(0, 0.5, (L, H)),
-            "loss_change": rng.normal(0, 0.4, (L, H)),
-            "taylor": rng.uniform(0, 1, (L, H)),
-            "layer_impact": rng.uniform(0, 1, (L, H)),
-            "prob_after": rng.uniform(0, 1, (N, L, H)),
-            "prob_base": rng.uniform(0.5, 1, (N,)),
-            "labels": np.arange(N) % 3,
-            "predictions": (np.arange(N) + 1) % 3,
-            "partial_top5_idx": np.tile(np.arange(5), (modes, 1, 1)),
-            "partial_top5_prob": np.sort(rng.uniform(0, 0.5, (modes, 1, 5)))[..., ::-1].copy(),
-            "partial_target_prob": rng.uniform(0, 1, (modes, 1)),
-        }
-    if kind == "attention-profile":
-        R = max(h, w)
-        return {
-            "ring_strength_patch": rng.uniform(0, 0.1, (L, H, R)),
-            "ring_strength_cls": rng.uniform(0, 0.1, (L, H, R)),
-            "entropy_patch": rng.uniform(0, np.log(R), (L, H)),
-            "entropy_cls": rng.uniform(0, np.log(R), (L, H)),
-            "entropy_per_image": rng.uniform(0, np.log(R), (N, L, H)),
-            "entropy_per_image_cls": rng.uniform(0, np.log(R), (N, L, H)),
-            "mean_distance_px": rng.uniform(0, 100, (L, H)),
-            "sink_share": rng.uniform(0, 1, (L, H)),
-        }
-    if kind == "attention-patterns":
-        return _patterns(rng, m)
-    if kind == "eigencam":
-        return {
-            "images": rng.integers(0, 255, (N, 32, 32, 3), dtype=np.uint8),
-            "cam": rng.uniform(0, 1, (N, L, h, w)),
-            "rollout": rng.uniform(0, 1, (N, h, w)),
-            "gradcam": rng.uniform(0, 1, (N, h, w)),
-            "cam_random": rng.uniform(0, 1, (N, L, h, w)),
-            "rank_corr": rng.uniform(-1, 1, (N, L)),
-            "top5_idx": np.tile(np.arange(5), (N, 1)),
-            "top5_prob": np.tile([0.5, 0.2, 0.1, 0.05, 0.01], (N, 1)),
-        }
-    boxes = np.array(
-        [[10, 10, 60, 50], [80, 20, 130, 70], [30, 90, 90, 140], [120, 100, 180, 150]], dtype=float
-    )
-    return {
-        "boxes": boxes,
-        "scanpath": np.array([1, 2, 1, 3]),
-        "probabilities": np.array([0.5, 0.3, 0.4, 0.9]),
-        "density": np.array([0.1, 0.6, 0.5, 0.9]),
-        "image": rng.integers(0, 255, (160, 200, 3), dtype=np.uint8),
-    }
-
-
-def _patterns(rng: np.random.Generator, m: FakeModel) -> dict[str, np.ndarray]:
-    L, H, (h, w), k = m.layers, m.heads, m.grid, m.clusters
-    T = 1 + h * w
-    matrix = rng.uniform(0, 1, (T, T))
-    matrix /= matrix.sum(1, keepdims=True)
-    out: dict[str, np.ndarray] = {
-        "detail_matrix": matrix,
-        "detail_hist_counts": rng.integers(0, 50, 20),
-        "detail_hist_edges": np.linspace(0, 1, 21),
-        "bipartite": np.array([[0, 1, 0.9, 1], [3, 2, 0.5, 0], [5, 5, 0.2, 0], [0, 7, 0.4, 1]], dtype=float),
-    }
-    per_head = 8
-    for q in ("patch", "cls"):
-        out[f"embedding_{q}"] = rng.normal(0, 1, (L * H * per_head, 2))
-        out[f"sample_head_{q}"] = np.repeat(np.arange(L * H), per_head)
-        out[f"head_points_{q}"] = rng.normal(0, 1, (L * H, 2))
-        out[f"cluster_{q}"] = rng.integers(0, k, L * H * per_head)
-        out[f"prototypes_{q}"] = rng.uniform(0, 1, (k, h, w))
-        out[f"head_mix_{q}"] = rng.dirichlet(np.ones(k), L * H)
+    """Every array the job's kind declares (optional ones included), of its declared dims and dtype."""
+    job = FakeJob(record, m)
+    tuned = VALUES.get(job.kind.name, {})
+    out = {}
+    for name, spec in job.kind.results.items():
+        fill = tuned.get(name) or tuned.get(name.rsplit("_", 1)[0])
+        shape = job.shape(spec)
+        out[name] = fill(job, shape) if fill else _schema_valid(job, spec, shape)
     return out
 
 
+# -- summaries generated from the declaration ------------------------------------------------------
+
+
+def _head_importance(job: FakeJob) -> dict[str, Any]:
+    params = job.params
+    return {
+        "images": job.images,
+        "labelled": job.images,
+        "accuracy": 0.9,
+        "spearman": 0.7,
+        "modes": MODES,
+        "label_names": LABELS,
+        "dtype": params["dtype"],
+        "partial_layer": params["partial_layer"] or 0,
+        "partial_head": params["partial_head"] or 0,
+        "partial_images": params["partial_images"],
+    }
+
+
+def _attention_profile(job: FakeJob) -> dict[str, Any]:
+    rings = job.sizes["R"]
+    return {
+        "images": job.images,
+        "rings": rings,
+        "rings_cls": job.sizes["Rc"],
+        "ring_sizes": [8 * r or 1 for r in range(rings)],
+        "max_entropy": float(np.log(rings)),
+        "max_entropy_cls": float(np.log(job.sizes["Rc"])),
+        "grid": list(job.model.grid),
+        "patch_size": PATCH,
+    }
+
+
+def _attention_patterns(job: FakeJob) -> dict[str, Any]:
+    per_query = {q: job.model.clusters for q in ("patch", "cls")}
+    detail = {key: job.params[f"detail_{key}"] for key in ("layer", "head", "image")}
+    return {
+        "images": job.images,
+        "layers": job.model.layers,
+        "heads": job.model.heads,
+        "clusters": per_query,
+        "detail": {**detail, "grid": list(job.model.grid)},
+    }
+
+
+def _eigencam(job: FakeJob) -> dict[str, Any]:
+    top5 = [{"index": i, "label": f"class {i}", "prob": p} for i, p in enumerate([0.5, 0.2, 0.1, 0.05, 0.01])]
+    return {
+        "images": job.images,
+        "labels": ["disk"] * job.images,
+        "label_names": LABELS,
+        "top5": [top5] * job.images,
+        "grid": list(job.model.grid),
+        "layers": list(range(job.model.layers)),
+        "components": 1,
+        "sign_rule": job.params["sign_rule"],
+        "relu": job.params["relu"],
+    }
+
+
+def _scanpath(job: FakeJob) -> dict[str, Any]:
+    scenes = 1 if job.single else job.images
+    return {"scenes": scenes, "target": [3] * scenes, "grid": list(job.model.grid)}
+
+
+SUMMARIES: dict[str, Callable[[FakeJob], dict[str, Any]]] = {
+    "head-importance": _head_importance,
+    "attention-profile": _attention_profile,
+    "attention-patterns": _attention_patterns,
+    "eigencam": _eigencam,
+    "scanpath": _scanpath,
+}
+"""Plausible values of a kind's summary fields; the others get `placeholder` values."""
+
+
+def placeholder(annotation: Any) -> Any:
+    """A simple value of a field's type: 0, 0.0, False, "", empty containers, None where allowed."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return None if type(None) in args else placeholder(args[0])
+    if origin is Literal:
+        return args[0]
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        return [placeholder(arg) for arg in args]
+    if origin in (list, tuple, set):
+        return []
+    if origin is dict:
+        return {}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return required_placeholders(annotation)
+    return {bool: False, int: 0, float: 0.0, str: ""}.get(annotation)
+
+
+def required_placeholders(model: type[BaseModel]) -> dict[str, Any]:
+    """A placeholder for each required field of `model`."""
+    return {name: placeholder(f.annotation) for name, f in model.model_fields.items() if f.is_required()}
+
+
 def summary_for(record: dict[str, Any], m: FakeModel) -> dict[str, Any]:
-    """A synthetic summary with the documented keys."""
-    kind = record["kind"]
-    if kind == "head-importance":
-        params = record["params"]
-        return {
-            "accuracy": 0.9,
-            "spearman": 0.7,
-            "modes": MODES,
-            "label_names": ["disk", "square", "ring", "x", "y"],
-            "partial_layer": params.get("partial_layer"),
-            "partial_head": params.get("partial_head"),
-            "partial_images": params.get("partial_images"),
-        }
-    if kind == "attention-profile":
-        R = max(m.grid)
-        return {
-            "rings": R,
-            "max_entropy": float(np.log(R)),
-            "max_entropy_cls": float(np.log(R)),
-            "grid": list(m.grid),
-        }
-    if kind == "attention-patterns":
-        return {"grid": list(m.grid), "layers": m.layers, "heads": m.heads, "clusters": m.clusters}
-    if kind == "eigencam":
-        return {
-            "labels": ["disk"] * _n_images(record, m),
-            "grid": list(m.grid),
-            "layers": list(range(m.layers)),
-            "top5": [
-                [
-                    {"index": i, "label": f"class {i}", "prob": p}
-                    for i, p in zip(range(5), [0.5, 0.2, 0.1, 0.05, 0.01], strict=True)
-                ]
-            ]
-            * _n_images(record, m),
-        }
-    return {"target": 3}
+    """A summary the job's kind accepts: its fields (tuned, else placeholders) and the `model` block."""
+    job = FakeJob(record, m)
+    tuned = SUMMARIES.get(job.kind.name, lambda _job: {})(job)
+    values = {**required_placeholders(job.kind.summary), **tuned, "model": job.model_block()}
+    return job.kind.summary.model_validate(values).model_dump(mode="json")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ from dash import Dash, html
 
 from frontend import ids
 from frontend.api import ApiClient
-from frontend.state import CamState, HeadsState, HeadState, ScanpathState
+from frontend.state import CamState, HeadsState, HeadState, JobState, ScanpathState
 from frontend.tracker import can_rebuild, poll_jobs, progress_children, resubmit
+from vitscope.contracts import kinds
 
 DATA = {"dataset": "synthscenes:6:seed=0"}
 
@@ -109,6 +110,48 @@ def test_tracker_reports_unknown_jobs_and_recomputes_them(api: ApiClient) -> Non
     changes = resubmit(api, state, view, lambda _state, _key: {})
     assert changes["hi"] == submit(api, "head-importance")
     assert not can_rebuild(HeadsState(hi="f" * 24), view)
+
+
+def test_home_offers_every_declared_kind_with_its_title_and_help(
+    dash_app: Dash, extra_kind: kinds.Kind
+) -> None:
+    from frontend.pages import home
+
+    [checklist, _launch] = home._kinds_form()
+    assert [o["value"] for o in checklist.options] == kinds.names() and "token-norms" in kinds.names()
+    assert checklist.value == ["head-importance", "attention-profile", "attention-patterns", "eigencam"]
+    label = str(checklist.options[-1]["label"])
+    assert "Token norms" in label and "token-norms" in label and extra_kind.help in label
+    assert "synthsearch" in str(checklist.options[kinds.names().index("scanpath")]["label"])
+
+
+def test_job_page_lists_any_kinds_record_summary_and_declared_arrays(
+    dash_app: Dash, api: ApiClient, extra_kind: kinds.Kind
+) -> None:
+    from frontend.pages import job
+
+    state = JobState(job=submit(api, "token-norms"), kind="token-norms")
+    waiting = job.build(api, state, set())
+    assert "Waiting for the token-norms job" in str(job.content(waiting))
+    text = str(job.build(api, state, {state.job or ""}).content)
+    for expected in ("norms", "(N, L, T)", "(6, 3, 17)", "uint8", "patches above the median (optional)"):
+        assert expected in text, expected
+    assert "mean_norm" in text and "Token norms" in text
+    assert "No job in this link" in str(job.content(job.build(api, JobState(), set())))
+
+
+def test_a_forgotten_job_on_the_job_page_is_recomputed_from_its_link(api: ApiClient) -> None:
+    state = JobState(job="f" * 24, kind="eigencam", model="demo", data="synthscenes:6:seed=0")
+    view = poll_jobs(api, state.job_ids())
+    assert can_rebuild(state, view) and not can_rebuild(state.replace(kind=None), view)
+    assert resubmit(api, state, view, lambda _state, _key: {})["job"] == submit(api, "eigencam")
+
+
+def test_nav_bar_lists_the_registered_pages_in_order(dash_app: Dash) -> None:
+    from frontend.app import nav_pages
+
+    names = ["Home", "Heads", "Head", "CAM", "Scanpath"]
+    assert nav_pages() == list(zip(names, ["/", "/heads", "/head", "/cam", "/scanpath"], strict=True))
 
 
 def test_tracker_reports_an_unreachable_api() -> None:

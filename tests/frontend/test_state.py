@@ -10,6 +10,7 @@ from frontend.state import (
     CamState,
     HeadsState,
     HeadState,
+    JobState,
     ScanpathState,
     apply_box_edits,
     data_to_inputs,
@@ -17,6 +18,7 @@ from frontend.state import (
     inputs_to_data,
     patch_from_click,
     patch_of,
+    view_of,
     with_source,
 )
 
@@ -159,3 +161,24 @@ def test_urls_name_their_page():
         "image": "0",
         "target": "2",
     }
+
+
+def test_page_states_show_the_kinds_declared_for_their_page():
+    import dataclasses
+
+    from vitscope.contracts import kinds
+
+    for state_cls in (HeadsState, CamState, ScanpathState):
+        declared = {k.url_key: k.name for k in kinds.all_kinds().values() if k.page == state_cls.path}
+        assert state_cls.jobs == declared and declared
+        assert set(state_cls.jobs) <= {f.name for f in dataclasses.fields(state_cls)}
+    assert HeadState.jobs == HeadsState.jobs
+    assert view_of("eigencam", HI).url() == f"/cam?job={HI}&image=0&opacity=0.5&cmap=jet"
+    assert isinstance(view_of("no-such-kind", HI), JobState)
+
+
+def test_job_state_round_trips_and_names_its_kind():
+    state = JobState(job=HI, kind="token-norms", model="demo", data="synthscenes:4:seed=0")
+    assert JobState.from_search(state.search()) == state
+    assert state.kind_of("job") == "token-norms" and state.job_ids() == {"job": HI}
+    assert CamState(job=HI).kind_of("job") == "eigencam"

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from backend.api.deps import get_settings
 from backend.api.main import create_app
-from backend.settings import Settings
+from backend.settings import ApiSettings
 from vitscope.contracts.store import Store
 from vitscope.stack import Child, worker_command
 
@@ -76,7 +76,7 @@ class Stack:
     redis: Any
     server: Any
     worker: Worker
-    settings: Settings
+    settings: ApiSettings
 
     def upload(self, data: bytes, name: str = "image.png") -> str:
         """Upload an image; return its id."""
@@ -122,7 +122,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, start_redis: Any) -> Any:
         "HF_HUB_OFFLINE": "1",
     }
     worker = Worker(env, queue, tmp / "worker.log").start()
-    settings = Settings(
+    settings = ApiSettings(
         redis_url=redis.url,
         queue=queue,
         dashboard_url="http://dash.test",

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from vitscope.contracts.errors import UserError
-from vitscope.stack import Child, Stack, StackSettings, port_free, redis_config
+from vitscope.stack import Child, LocalStackSettings, Stack, port_free, redis_config
 
 
 def test_redis_config_persists_and_evicts_only_keys_with_a_ttl(tmp_path):
@@ -54,7 +54,7 @@ def alive(pid):
 
 
 def test_the_stack_stops_when_a_child_dies():
-    stack = Stack(StackSettings(), out=io.StringIO())
+    stack = Stack(LocalStackSettings(), out=io.StringIO())
     stack.children = [Child("quitter", ["sh", "-c", "exit 3"], out=io.StringIO()).start()]
     assert stack._watch() == 1
 
@@ -65,7 +65,7 @@ def test_a_busy_port_is_a_user_error_naming_the_variable():
         sock.listen()
         port = sock.getsockname()[1]
         assert not port_free("127.0.0.1", port)
-        stack = Stack(StackSettings(api_port=port, redis_url="redis://127.0.0.1:1/0"), out=io.StringIO())
+        stack = Stack(LocalStackSettings(api_port=port, redis_url="redis://127.0.0.1:1/0"), out=io.StringIO())
         with pytest.raises(UserError, match="VITSCOPE_API_PORT"):
             stack.start()
 
@@ -74,9 +74,17 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("VITSCOPE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("VITSCOPE_FRONTEND_PORT", "9050")
     monkeypatch.setenv("REDIS_URL", "redis://elsewhere:6379/0")
-    settings = StackSettings()
-    assert settings.data_dir == tmp_path and settings.web_port == 9050
-    assert settings.effective_redis_url == "redis://elsewhere:6379/0"
+    settings = LocalStackSettings()
+    assert settings.data_dir == tmp_path and settings.frontend_port == 9050
+    assert settings.effective_redis_url == "redis://elsewhere:6379/0" and not settings.embedded_redis
     env = Stack(settings).env()
     assert env["VITSCOPE_REDIS_URL"] == "redis://elsewhere:6379/0"
     assert env["VITSCOPE_DASHBOARD_URL"] == "http://127.0.0.1:9050"
+
+
+def test_without_a_redis_url_the_stack_embeds_redis_on_its_port(monkeypatch):
+    for name in ("REDIS_URL", "VITSCOPE_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VITSCOPE_REDIS_PORT", "6391")
+    settings = LocalStackSettings()
+    assert settings.embedded_redis and settings.effective_redis_url == "redis://127.0.0.1:6391/0"

@@ -3,13 +3,16 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from vitscope.contracts.jobs import normalize_job
+from vitscope.contracts.queue import TASK_NAME
 from vitscope.contracts.store import Store, decode_array
 from vitscope.vit.analysis import registry
+from vitscope.vit.analysis.base import AnalysisResult
 from worker import tasks
-from worker.celery_app import TASK_NAME, create_app
+from worker.celery_app import create_app
 from worker.settings import WorkerSettings, resolve_device
 
 MICRO = "random:vit-micro"
@@ -92,6 +95,33 @@ def test_an_unexpected_exception_fails_the_job_as_internal_error(
     assert "Traceback" in caplog.text or any(r.exc_info for r in caplog.records)
 
 
+@pytest.mark.parametrize(
+    ("arrays", "named"),
+    [
+        ({"bogus": np.zeros(3)}, "'bogus' is not declared"),
+        ({"images": None}, "required array 'images' is missing"),
+        ({"cam": np.zeros((2, 2, 4))}, "array 'cam' has shape (2, 2, 4), declared (N, L, h, w)"),
+        ({"top5_idx": np.zeros((2, 5))}, "array 'top5_idx' has dtype float64, declared int"),
+    ],
+    ids=["undeclared", "missing", "wrong-shape", "wrong-dtype"],
+)
+def test_a_result_that_breaks_its_schema_fails_the_job_naming_the_array(
+    store, settings, models, monkeypatch, arrays, named
+):
+    real = registry.get("eigencam")
+
+    def off_contract(lm, source, params, progress):
+        result = real.run(lm, source, params, progress)
+        merged = {**result.arrays, **arrays}
+        return AnalysisResult({k: v for k, v in merged.items() if v is not None}, result.summary)
+
+    monkeypatch.setattr(registry, "get", lambda kind: registry.Analysis(kind, off_contract, real.open_source))
+    job_id = eigencam_job(store)
+    assert tasks.execute(job_id, store, models, settings, "test/1") == "failed"
+    record = store.job(job_id)
+    assert named in record.error and record.results == {}
+
+
 def test_a_job_whose_worker_keeps_dying_is_failed_after_max_attempts(store, settings, models):
     job_id = eigencam_job(store)
     for _ in range(settings.max_attempts):
@@ -135,6 +165,12 @@ def test_celery_app_speaks_json_only_and_acks_late():
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1 and conf.worker_concurrency == 1
     assert conf.task_routes[TASK_NAME] == {"queue": "q"}
+
+
+def test_results_live_in_the_job_record_not_in_a_celery_result_backend():
+    app = create_app("redis://127.0.0.1:1/0", "q")
+    assert app.conf.task_ignore_result and not app.conf.result_backend
+    assert tasks.run_job.name == TASK_NAME and tasks.run_job.ignore_result
 
 
 def test_the_worker_parent_imports_no_torch():

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from vitscope.commands.run import parse_params
-    from vitscope.contracts.params.attention_patterns import AttentionPatternsParams
+    from vitscope.contracts.kinds.attention_patterns import AttentionPatternsParams
     from vitscope.vit.analysis.attention_patterns import run as analyse
     from vitscope.vit.data.inputs import SynthSource
     from vitscope.vit.models import load_model

@@ -167,7 +167,7 @@ def _full_run(lm: Any, images: Any, labels: Any, args: argparse.Namespace, devic
     """Time the whole analysis (`run`: preprocessing, ablation, Taylor, partial pruning) on in-memory images."""
     import numpy as np
 
-    from vitscope.contracts.params.head_importance import HeadImportanceParams
+    from vitscope.contracts.kinds.head_importance import HeadImportanceParams
     from vitscope.vit.analysis import head_importance
     from vitscope.vit.data.inputs import SynthSource
 

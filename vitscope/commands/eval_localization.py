@@ -9,7 +9,7 @@ from typing import Any, get_args
 
 from vitscope.contracts.datasets import parse_dataset_spec
 from vitscope.contracts.errors import CliError
-from vitscope.contracts.params.eigencam import EigenCamParams, SignRule
+from vitscope.contracts.kinds.eigencam import EigenCamParams, SignRule
 
 
 def register(subparsers: Any) -> None:

@@ -58,8 +58,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from vitscope.commands.run import ProgressBar
     from vitscope.contracts.jobs import Inputs
     from vitscope.vit.data.inputs import open_source
+    from vitscope.vit.device import resolve_device
     from vitscope.vit.models import load_model
-    from worker.settings import resolve_device
 
     if args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")

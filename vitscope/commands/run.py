@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vitscope.contracts import kinds
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.params import PARAMS
 
 if TYPE_CHECKING:
     from vitscope.vit.analysis.base import AnalysisResult
@@ -25,8 +25,14 @@ if TYPE_CHECKING:
 
 def register(sub: Any) -> None:
     """Add the `run` command."""
-    p = sub.add_parser("run", help="run an analysis in-process and write its results to a folder")
-    p.add_argument("kind", choices=list(PARAMS), help="the analysis")
+    declared = kinds.all_kinds()
+    p = sub.add_parser(
+        "run",
+        help="run an analysis in-process and write its results to a folder",
+        description="kinds:\n" + "\n".join(f"  {k.name:<20} {k.help}" for k in declared.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("kind", choices=list(declared), help="the analysis (see `vitscope kinds`)")
     p.add_argument(
         "--model", default="demo", help="demo (default), random:<family>-<size>, a hub id or a folder"
     )
@@ -61,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the analysis, write its outputs, print the summary; return 0."""
     from vitscope.contracts.jobs import normalize_job
     from vitscope.vit.analysis import registry
+    from vitscope.vit.device import resolve_device
     from vitscope.vit.models import load_model
-    from worker.settings import resolve_device
 
     blobs = read_files([*(args.images or []), *([args.zip] if args.zip else [])])
     raw = {
@@ -76,10 +82,8 @@ def run(args: argparse.Namespace) -> int:
     if args.labels:
         raw["inputs"]["labels"] = label_indices(args.labels, lm.labels)
     spec = normalize_job(raw)
-    analysis = registry.get(spec.kind)
-    source = analysis.open_source(spec.inputs, blobs.__getitem__, lm.labels)
     with ProgressBar() as progress:
-        result = analysis.run(lm, source, spec.typed_params(), progress)
+        result = registry.execute(lm, spec, blobs.__getitem__, progress)
     out = args.out or Path("vitscope-runs") / f"{spec.kind}-{spec.id}"
     write_outputs(result, out)
     report(result, out, as_json=args.json)

@@ -20,6 +20,6 @@ def register(sub: Any) -> None:
 
 def run(_args: argparse.Namespace) -> int:
     """Run the stack until Ctrl-C or SIGTERM; return non-zero if a service died."""
-    from vitscope.stack import Stack, StackSettings
+    from vitscope.stack import LocalStackSettings, Stack
 
-    return Stack(StackSettings()).run()
+    return Stack(LocalStackSettings()).run()

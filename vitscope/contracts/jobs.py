@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal, Union, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from vitscope.contracts import kinds
 from vitscope.contracts.datasets import parse_dataset_spec
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.params import PARAMS, JobKind
 from vitscope.contracts.specs import parse_model_spec
 
 IMAGE_ID = r"^[0-9a-f]{64}$"
@@ -60,21 +70,36 @@ class Inputs(BaseModel):
             raise ValueError(str(exc)) from exc
 
 
+def _model_spec(value: str) -> str:
+    try:
+        return parse_model_spec(value, check_folder=False).name
+    except UserError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+ModelName = Annotated[
+    str,
+    AfterValidator(_model_spec),
+    Field(description="demo, random:<family>-<size>, a hub id or a folder", examples=["demo"]),
+]
+"""A model spec, normalized (`vitscope.contracts.specs`)."""
+
+
 class JobSpec(BaseModel):
     """A normalized job: every default filled, the model spec normalized."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: JobKind
-    model: str
+    kind: str
+    model: ModelName
     inputs: Inputs
     params: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("model")
+    @field_validator("kind")
     @classmethod
-    def _model(cls, value: str) -> str:
+    def _kind(cls, value: str) -> str:
         try:
-            return parse_model_spec(value, check_folder=False).name
+            return kinds.get(value).name
         except UserError as exc:
             raise ValueError(str(exc)) from exc
 
@@ -89,18 +114,19 @@ class JobSpec(BaseModel):
 
     def typed_params(self) -> BaseModel:
         """The params as their kind's pydantic model."""
-        return PARAMS[self.kind].model_validate(self.params)
+        return kinds.get(self.kind).params.model_validate(self.params)
 
 
 def normalize_job(raw: dict[str, Any]) -> JobSpec:
     """Validate a raw job request and fill defaults; raise `JobSpecError` naming each problem."""
     if not isinstance(raw, dict):
         raise JobSpecError([{"loc": [], "msg": "a job is a JSON object {kind, model, inputs, params}"}])
-    kind = raw.get("kind")
-    if kind not in PARAMS:
-        raise JobSpecError([{"loc": ["kind"], "msg": f"unknown kind {kind!r}: one of {', '.join(PARAMS)}"}])
     try:
-        params = PARAMS[kind].model_validate(raw.get("params") or {})
+        kind = kinds.get(raw.get("kind"))
+    except UserError as exc:
+        raise JobSpecError([{"loc": ["kind"], "msg": str(exc)}]) from exc
+    try:
+        params = kind.params.model_validate(raw.get("params") or {})
         return JobSpec.model_validate({**raw, "params": params.model_dump(mode="json")})
     except ValidationError as exc:
         raise JobSpecError(_readable(exc, raw)) from exc
@@ -129,3 +155,38 @@ def _readable(exc: ValidationError, raw: dict[str, Any]) -> list[dict[str, Any]]
 
 
 JobStatus = Literal["queued", "running", "done", "failed"]
+
+
+class _JobRequest(BaseModel):
+    """What every kind's request shares: the model and the inputs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ModelName
+    inputs: Inputs
+
+
+def request_model(kind: kinds.Kind) -> type[BaseModel]:
+    """The typed request of one kind: `{kind: <name>, model, inputs, params: <its Params>}`."""
+    name = kind.params.__name__.removesuffix("Params") + "Job"
+    return create_model(
+        name,
+        __base__=_JobRequest,
+        __doc__=f"A `{kind.name}` job: {kind.help}.",
+        kind=(cast(Any, Literal)[kind.name], Field(description=kind.title)),
+        params=(kind.params, Field(default_factory=kind.params)),
+    )
+
+
+@cache
+def job_request_type() -> Any:
+    """The request body of `POST /jobs`: a union of every kind's typed request, told apart by `kind`."""
+    models = tuple(request_model(k) for k in kinds.all_kinds().values())
+    return Annotated[Union[models], Field(discriminator="kind")]  # noqa: UP007 (a runtime tuple)
+
+
+def spec_from_request(request: BaseModel) -> JobSpec:
+    """Return the normalized spec of an already validated typed request (nothing is validated twice)."""
+    params = request.params.model_dump(mode="json")  # type: ignore[attr-defined]
+    fields = {"kind": request.kind, "model": request.model, "inputs": request.inputs, "params": params}  # type: ignore[attr-defined]
+    return JobSpec.model_construct(**fields)

@@ -21,7 +21,7 @@ import torch
 from vitscope.contracts.datasets import parse_dataset_spec
 from vitscope.contracts.errors import UserError
 from vitscope.contracts.jobs import Inputs
-from vitscope.contracts.params.scanpath import ScanpathParams
+from vitscope.contracts.kinds.scanpath import ScanpathParams
 from vitscope.scanpath import SHIPPED_CHECKPOINT
 from vitscope.scanpath.batching import collate_trials, trial_tensors
 from vitscope.scanpath.metrics import behaviour_stats, mean_behaviour

@@ -3,53 +3,44 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from backend import jobs
 from backend.api.deps import QueueDep, ResultCacheDep, SettingsDep, StoreDep
 from backend.cache import Rendered
 from backend.errors import ApiError
 from backend.queue import JobQueue
+from vitscope.contracts.jobs import job_request_type
 from vitscope.contracts.store import JSON_DTYPE, JobRecord, Store
 
 router = APIRouter(tags=["jobs"])
 
-EXAMPLE = {
-    "eigencam": {
-        "summary": "Eigen-CAM of an uploaded image",
-        "value": {"kind": "eigencam", "model": "demo", "inputs": {"images": ["<id from POST /images>"]}},
-    },
-    "head-importance": {
-        "summary": "head importance on built-in scenes",
-        "value": {
-            "kind": "head-importance",
-            "model": "demo",
-            "inputs": {"dataset": "synthscenes:256:seed=0"},
-        },
-    },
-}
-JobRequest = Annotated[
-    dict[str, Any],
-    Body(description="{kind, model, inputs, params}: see GET /models", openapi_examples=EXAMPLE),
-]
+if TYPE_CHECKING:
+    JobRequest = BaseModel
+else:  # one typed schema per declared kind, built when the API starts
+    JobRequest = Annotated[
+        job_request_type(),
+        Body(description="{kind, model, inputs, params}: one schema per kind, told apart by `kind`"),
+    ]
 
 
-@router.post("/jobs", status_code=202)
+@router.post("/jobs", status_code=202, response_model=jobs.JobView)
 def create_job(
     body: JobRequest, store: StoreDep, queue: QueueDep, settings: SettingsDep, response: Response
-) -> dict[str, Any]:
+) -> jobs.JobView:
     """Validate and enqueue a job; return its record. The same request returns the same job, computed once."""
-    record = jobs.submit(body, store, queue, settings.stale_after_s)
+    record = jobs.submit_request(body, store, queue, settings.stale_after_s)
     response.headers["Location"] = f"/api/v1/jobs/{record.id}"
     return jobs.view(record, settings.dashboard_url)
 
 
-@router.get("/jobs/{job_id}")
-def get_job(job_id: str, store: StoreDep, queue: QueueDep, settings: SettingsDep) -> dict[str, Any]:
+@router.get("/jobs/{job_id}", response_model=jobs.JobView)
+def get_job(job_id: str, store: StoreDep, queue: QueueDep, settings: SettingsDep) -> jobs.JobView:
     """Return the job's record: status, progress 0..1, message, error, result names, dashboard URL."""
     record = jobs.refresh(_record(job_id, store), store, queue)
     return jobs.view(record, settings.dashboard_url)
@@ -119,5 +110,5 @@ def _record(job_id: str, store: Store) -> JobRecord:
 
 
 def _recomputing(record: JobRecord, dashboard_url: str) -> JSONResponse:
-    body = {**jobs.view(record, dashboard_url), "message": jobs.RECOMPUTING}
+    body = {**jobs.view(record, dashboard_url).model_dump(mode="json"), "message": jobs.RECOMPUTING}
     return JSONResponse(body, status_code=202, headers=jobs.RETRY_AFTER)

@@ -1,8 +1,6 @@
 """The Redis store: npy/JSON encoding, content-addressed results with a TTL, durable records."""
 
 import json
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -149,9 +147,3 @@ def test_ping_is_false_when_redis_is_unreachable():
     from vitscope.stack import free_port
 
     assert Store.from_url(f"redis://127.0.0.1:{free_port()}/0", 60).ping() is False
-
-
-def test_store_imports_without_torch():
-    code = "import sys, vitscope.contracts.store; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

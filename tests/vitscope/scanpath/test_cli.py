@@ -51,8 +51,17 @@ def test_vit_appearance_trains_on_the_vit_features_and_evaluates(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["train-scanpath", "--out", "x", "--crop", "big"], "--crop 'big' is not HxW"),
-        (["train-scanpath", "--out", "x", "--appearance", "vit", "--vit-model", "nope:x"], "nope:x"),
+        # these two build the default training data before the bad value is met (~20 s each)
+        pytest.param(
+            ["train-scanpath", "--out", "x", "--crop", "big"],
+            "--crop 'big' is not HxW",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["train-scanpath", "--out", "x", "--appearance", "vit", "--vit-model", "nope:x"],
+            "nope:x",
+            marks=pytest.mark.slow,
+        ),
         (["train-scanpath", "--out", "x", "--dataset", "synthscenes:5"], "synthsearch:N"),
         (["eval-scanpath", "--checkpoint", "/nonexistent/ckpt"], "no scanpath checkpoint"),
         (["eval-scanpath", "--samples", "0"], "--samples must be at least 1"),

@@ -9,7 +9,7 @@ from PIL import Image
 from tests.utils.models import micro
 from vitscope.contracts.errors import UserError
 from vitscope.contracts.jobs import Inputs
-from vitscope.contracts.params.scanpath import ScanpathParams
+from vitscope.contracts.kinds.scanpath import ScanpathParams
 from vitscope.scanpath.job import open_source, run
 from vitscope.scanpath.proposals import object_features, propose_boxes
 from vitscope.vit.analysis.base import no_progress

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.params.attention_patterns import AttentionPatternsParams
+from vitscope.contracts.kinds.attention_patterns import AttentionPatternsParams
 from vitscope.vit.analysis.autoencoder import EpochCallback
-from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress
+from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress, require_images, stream
 from vitscope.vit.analysis.patterns_sampling import QUERY_TYPES, MapSample, PatternSampler, align_to_query
 from vitscope.vit.analysis.patterns_summary import PatternSummary, TrainingConfig, summarise_maps
 from vitscope.vit.data.inputs import ImageSource
@@ -102,8 +102,7 @@ def _train_progress(progress: Progress, i: int, q: str, params: AttentionPattern
 
 def _check(lm: LoadedModel, source: ImageSource, params: AttentionPatternsParams) -> None:
     """Refuse detail indices outside the model or dataset before any work is done."""
-    if len(source) < 1:
-        raise UserError("the dataset is empty: give at least one image")
+    require_images(source)
     for name, value, bound, what in (
         ("detail_layer", params.detail_layer, lm.num_layers, "layers"),
         ("detail_head", params.detail_head, lm.num_heads, "heads per layer"),
@@ -156,17 +155,13 @@ def _sample(
         sampler(layer, probs)
         detail(layer, probs)
 
-    done = 0
+    label, span = "sampling attention maps", (0.0, SAMPLING_SHARE)
     with torch.no_grad(), intervene(lm.parts, capture=True, sink=sink):
-        for batch in source.batches(params.batch_size, lm.layout.image_size):
+        for batch in stream(source, params.batch_size, lm.layout.image_size, progress, label, span):
             indices = torch.as_tensor(batch.indices)
             sampler.start_batch(indices)
             detail.start_batch(indices)
             lm.forward(lm.preprocess(batch.images))
-            done += len(indices)
-            progress(
-                SAMPLING_SHARE * done / len(source), f"sampling attention maps: {done}/{len(source)} images"
-            )
     assert detail.matrix is not None, "the detail image was checked to be in the source"
     return sampler.samples(), detail.matrix
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import torch
 
-from vitscope.contracts.errors import UserError
-from vitscope.contracts.params.attention_profile import AttentionProfileParams
+from vitscope.contracts.kinds.attention_profile import AttentionProfileParams
 from vitscope.vit.analysis import fused_rings
-from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress
+from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress, stream
 from vitscope.vit.analysis.precision import model_in
 from vitscope.vit.analysis.rings import AttentionStats, RingGeometry, reduce_attention, ring_entropy
 from vitscope.vit.data.inputs import ImageSource
@@ -100,14 +99,12 @@ def run(
     entropy_cls, mean_distance_px, sink_share (L, H), entropy_per_image, entropy_per_image_cls
     (N, L, H).
     """
-    if len(source) < 1:
-        raise UserError("the dataset is empty: give at least one image")
     work = model_in(lm, params.dtype)
     geo = RingGeometry.build(lm.layout, lm.device, work.dtype)
     acc = ProfileAccumulator(geo, lm.num_layers, lm.num_heads, lm.device)
-    for batch in source.batches(params.batch_size, lm.layout.image_size):
+    batches = stream(source, params.batch_size, lm.layout.image_size, progress, "profiled", (0.0, 0.99))
+    for batch in batches:
         profile_batch(work, work.preprocess(batch.images), acc)
-        progress(0.99 * acc.images / len(source), f"profiled {acc.images}/{len(source)} images")
     return profile_result(acc)
 
 

@@ -2,17 +2,22 @@
 
 An analysis is a plain function `run(lm, source, params, progress) -> AnalysisResult`:
 it takes a loaded model, an image source and its kind's params (a pydantic model from
-`vitscope.contracts.params`), and returns named arrays plus a small JSON summary. The Celery task,
+`vitscope.contracts.kinds`), and returns named arrays plus a small JSON summary. The Celery task,
 the CLI (`vitscope run`) and notebooks all call the same function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from vitscope.contracts.errors import UserError
+
+if TYPE_CHECKING:
+    from vitscope.vit.data.inputs import Batch, ImageSource
 
 Progress = Callable[[float, str], None]
 """Called with (fraction done in 0..1, a short message)."""
@@ -34,3 +39,32 @@ class AnalysisResult:
         if hasattr(value, "detach"):
             value = value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
         self.arrays[name] = np.asarray(value)
+
+
+def require_images(source: ImageSource) -> int:
+    """Return the number of images in `source`; raise `UserError` if there are none."""
+    if len(source) < 1:
+        raise UserError("the dataset is empty: give at least one image")
+    return len(source)
+
+
+def stream(
+    source: ImageSource,
+    batch_size: int,
+    size: tuple[int, int],
+    progress: Progress,
+    label: str,
+    span: tuple[float, float] = (0.0, 1.0),
+) -> Iterator[Batch]:
+    """Yield the source's batches for a streaming analysis to fold; the loop every analysis shares.
+
+    Refuses an empty source before any work (`UserError`), then after each batch reports
+    `label: done/total images` with the fraction scaled into `span` (a phase of a longer job).
+    """
+    total = require_images(source)
+    start, end = span
+    done = 0
+    for batch in source.batches(batch_size, size):
+        yield batch
+        done += len(batch.indices)
+        progress(start + (end - start) * done / total, f"{label}: {done}/{total} images")

@@ -57,8 +57,8 @@ from scipy.stats import rankdata
 from torch import nn
 
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.params.eigencam import EigenCamParams, SignRule
-from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress
+from vitscope.contracts.kinds.eigencam import EigenCamParams, SignRule
+from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress, stream
 from vitscope.vit.analysis.gradcam import default_layer, gradcam_map, target_gradients
 from vitscope.vit.analysis.rollout import Rollout
 from vitscope.vit.data.inputs import Batch, ImageSource
@@ -403,19 +403,14 @@ def run(
     and `rank_corr_gradcam` (N,), `top5_idx` and `top5_prob` (N, 5), `labels` (N,), all maps in [0, 1].
     """
     settings = Settings.of(lm, params)
-    if len(source) == 0:
-        raise UserError("no images to analyse")
     random_lm = randomized_copy(lm, params.random_seed) if params.sanity_check else None
     chunks: dict[str, list[Any]] = defaultdict(list)
-    done = 0
     progress(0.0, "Eigen-CAM")
-    for batch in source.batches(params.batch_size, lm.layout.image_size):
+    for batch in stream(source, params.batch_size, lm.layout.image_size, progress, "Eigen-CAM"):
         pixels = lm.preprocess(batch.images)
         _collect(chunks, "", analyse_batch(lm, pixels, settings), batch)
         if random_lm is not None:
             _collect(chunks, "_random", analyse_batch(random_lm, pixels, settings), None)
-        done += len(batch.images)
-        progress(done / len(source), f"Eigen-CAM: {done}/{len(source)} images")
     arrays = {name: np.concatenate(parts) for name, parts in chunks.items()}
     return _result(lm, settings, params, arrays)
 

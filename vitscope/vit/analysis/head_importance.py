@@ -32,8 +32,8 @@ import torch
 from scipy.stats import spearmanr
 
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.params.head_importance import HeadImportanceParams
-from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress
+from vitscope.contracts.kinds.head_importance import HeadImportanceParams
+from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress, require_images, stream
 from vitscope.vit.analysis.precision import model_in
 from vitscope.vit.data.inputs import ImageSource, SynthSource
 from vitscope.vit.models import LoadedModel, TokenLayout, intervene
@@ -346,8 +346,7 @@ def _labels(raw: np.ndarray, use: bool, lm: LoadedModel) -> torch.Tensor:
 
 def _check(lm: LoadedModel, source: ImageSource, params: HeadImportanceParams) -> None:
     """Refuse parameters that do not fit the model or the dataset, before any work."""
-    if len(source) < 1:
-        raise UserError("the dataset is empty: give at least one image")
+    require_images(source)
     if params.partial_layer is not None and params.partial_layer >= lm.num_layers:
         raise UserError(f"partial_layer {params.partial_layer}: the model has layers 0..{lm.num_layers - 1}")
     if params.partial_head is not None and params.partial_head >= lm.num_heads:
@@ -408,15 +407,13 @@ def run(
     if not use_labels:
         log.info("the dataset's labels are not classes of %s: scoring against its predictions", lm.spec)
     col = _Collected(frozenset(params.partial_images))
-    done, total = 0, len(source)
-    for batch in source.batches(params.batch_size, lm.layout.image_size):
+    label = "ablated every head"
+    for batch in stream(source, params.batch_size, lm.layout.image_size, progress, label, (0.0, 0.98)):
         pixels = lm.preprocess(batch.images)
         labels = _labels(batch.labels, use_labels, lm)
         clean = clean_pass(lm, pixels, labels, params.taylor)
         ablated = ablate_batch(lm, fast, clean, params.chunk_size, params.recheck)
         col.add(batch.indices, pixels, clean, labels, ablated)
-        done += len(batch.indices)
-        progress(0.98 * done / total, f"ablated every head on {done}/{total} images")
     return _assemble(lm, col, params)
 
 

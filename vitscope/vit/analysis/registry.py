@@ -1,13 +1,14 @@
-"""Job kind -> the analysis that computes it, imported only when a job of that kind runs.
+"""Kind -> the analysis that computes it, imported only when a job of that kind runs.
 
-Each kind names a module that exposes
+Each kind's declaration (`vitscope.contracts.kinds`) names its `run` function
 
     run(lm: LoadedModel, source, params, progress: Progress) -> AnalysisResult
 
-(see `vitscope.vit.analysis.base`). A kind whose inputs are not plain images (scanpath: search
-scenes) also exposes `open_source(inputs, fetch, class_names)` in the same module; every
-other kind gets its source from `vitscope.vit.data.inputs.open_source`. The Celery task and
-`vitscope run` both go through `get(kind)`, so a kind added here is served by both.
+(see `vitscope.vit.analysis.base`) and, for a kind whose inputs are not plain images (scanpath:
+search scenes), its own `open_source(inputs, fetch, class_names)`; every other kind gets its
+source from `vitscope.vit.data.inputs.open_source`. The Celery task and `vitscope run` both
+call `execute`, which adds the model block to the summary and checks the result against the
+kind's schema before anyone stores it.
 """
 
 from __future__ import annotations
@@ -16,23 +17,16 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from vitscope.contracts import kinds
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.jobs import Inputs
+from vitscope.contracts.jobs import Inputs, JobSpec
+from vitscope.contracts.kinds import ModelBlock, check_result
 
 if TYPE_CHECKING:
     from vitscope.vit.analysis.base import AnalysisResult, Progress
     from vitscope.vit.models import LoadedModel
-
-MODULES: dict[str, str] = {
-    "eigencam": "vitscope.vit.analysis.eigencam",
-    "head-importance": "vitscope.vit.analysis.head_importance",
-    "attention-profile": "vitscope.vit.analysis.attention_profile",
-    "attention-patterns": "vitscope.vit.analysis.attention_patterns",
-    "scanpath": "vitscope.scanpath.job",
-}
 
 OpenSource = Callable[[Inputs, Callable[[str], bytes], Sequence[str]], Any]
 
@@ -46,33 +40,65 @@ class Analysis:
     open_source: OpenSource
 
 
-def get(kind: str) -> Analysis:
-    """Return the analysis of `kind`; raise `UserError` if the kind is unknown or not installed here."""
-    if kind not in MODULES:
-        raise UserError(f"unknown kind {kind!r}: one of {', '.join(MODULES)}")
-    module = _import(MODULES[kind], kind)
-    open_source: OpenSource | None = getattr(module, "open_source", None)
-    if open_source is None:
-        from vitscope.vit.data.inputs import open_source as open_images
+def get(name: str) -> Analysis:
+    """Return the analysis of kind `name`; raise `UserError` if it is unknown or not installed here."""
+    kind = kinds.get(name)
+    run = _function(kind.run, name)
+    if kind.open_source is not None:
+        open_source = _function(kind.open_source, name)
+    else:
+        from vitscope.vit.data.inputs import open_source
+    return Analysis(name, run, open_source)
 
-        open_source = open_images
-    return Analysis(kind, module.run, open_source)
+
+def execute(
+    lm: LoadedModel, spec: JobSpec, fetch: Callable[[str], bytes], progress: Progress
+) -> AnalysisResult:
+    """Run the job's analysis on `lm`; return its result with the model block, checked against its schema.
+
+    Raises `UserError` for bad inputs and `ResultSchemaError` (naming the array) for a result
+    that breaks its kind's declaration.
+    """
+    analysis = get(spec.kind)
+    source = analysis.open_source(spec.inputs, fetch, lm.labels)
+    result = analysis.run(lm, source, spec.typed_params(), progress)
+    result.summary = {**result.summary, "model": model_block(lm).model_dump(mode="json")}
+    check_result(kinds.get(spec.kind), result.arrays, result.summary)
+    return result
+
+
+def model_block(lm: LoadedModel) -> ModelBlock:
+    """The summary block that says which model a result was computed with."""
+    layout = lm.layout
+    return ModelBlock(
+        spec=lm.spec,
+        layers=lm.num_layers,
+        heads=lm.num_heads,
+        grid=layout.grid,
+        patch_size=layout.patch_size,
+        image_size=layout.image_size,
+        prefix_tokens=list(layout.prefix_roles),
+        labels=list(lm.labels),
+        classifier=lm.has_classifier,
+    )
 
 
 def available() -> list[str]:
     """Return the kinds whose analysis module exists in this installation (nothing is imported)."""
-    return [kind for kind, path in MODULES.items() if _exists(path)]
+    return [name for name, kind in kinds.all_kinds().items() if _exists(kind.run.partition(":")[0])]
 
 
-def _import(path: str, kind: str) -> ModuleType:
+def _function(path: str, kind: str) -> Any:
+    module_path, _, name = path.partition(":")
     try:
-        return importlib.import_module(path)
+        module = importlib.import_module(module_path)
     except ModuleNotFoundError as exc:
         # only the analysis module itself missing means "not available"; a missing
         # dependency inside it is a bug that must surface as one
-        if exc.name is None or not path.startswith(exc.name):
+        if exc.name is None or not module_path.startswith(exc.name):
             raise
         raise UserError(f"the {kind!r} analysis is not available in this vitscope installation") from exc
+    return getattr(module, name)
 
 
 def _exists(path: str) -> bool:

@@ -61,6 +61,11 @@ class LoadedModel:
         return int(self.model.config.num_attention_heads)
 
     @property
+    def has_classifier(self) -> bool:
+        """Whether the checkpoint has a classification head (its logits are class scores)."""
+        return "ForImageClassification" in type(self.model).__name__
+
+    @property
     def device(self) -> torch.device:
         """Device of the weights."""
         return next(self.model.parameters()).device

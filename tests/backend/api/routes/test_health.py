@@ -4,7 +4,7 @@ from fastapi.testclient import TestClient
 
 from backend.api.deps import get_settings
 from backend.api.main import create_app
-from backend.settings import Settings
+from backend.settings import ApiSettings
 from vitscope.stack import free_port
 
 
@@ -15,6 +15,8 @@ def test_health_reports_redis_and_no_workers_as_degraded(client):
 
 def test_health_reports_an_unreachable_redis():
     app = create_app()
-    app.dependency_overrides[get_settings] = lambda: Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    app.dependency_overrides[get_settings] = lambda: ApiSettings(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0"
+    )
     body = TestClient(app).get("/api/v1/health").json()
     assert body["redis"] is False and body["status"] == "degraded"

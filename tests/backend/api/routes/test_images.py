@@ -89,12 +89,12 @@ def test_a_full_store_is_a_507_saying_so(tmp_path, start_redis):
 
     from backend.api.deps import get_settings
     from backend.api.main import create_app
-    from backend.settings import Settings
+    from backend.settings import ApiSettings
 
     server = start_redis(tmp_path, maxmemory="1mb")  # uploads have no TTL: nothing can be evicted
     try:
         app = create_app()
-        app.dependency_overrides[get_settings] = lambda: Settings(redis_url=server.url)
+        app.dependency_overrides[get_settings] = lambda: ApiSettings(redis_url=server.url)
         response = upload(TestClient(app), image_bytes("PNG", (800, 800)))
         assert response.status_code == 507 and "full" in response.json()["error"]["message"]
     finally:

@@ -6,7 +6,7 @@ import torch
 
 from tests.utils.models import micro
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.params.attention_patterns import AttentionPatternsParams
+from vitscope.contracts.kinds.attention_patterns import AttentionPatternsParams
 from vitscope.vit.analysis.attention_patterns import bipartite_links, run
 from vitscope.vit.analysis.patterns_sampling import PatternSampler, align_to_query
 from vitscope.vit.analysis.patterns_summary import TrainingConfig, summarise_maps

@@ -8,7 +8,7 @@ import torch
 
 from tests.utils.models import micro
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.params.attention_profile import AttentionProfileParams
+from vitscope.contracts.kinds.attention_profile import AttentionProfileParams
 from vitscope.vit.analysis import attention_profile
 from vitscope.vit.data.inputs import Batch
 from vitscope.vit.models import intervene

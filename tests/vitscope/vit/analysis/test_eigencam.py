@@ -6,7 +6,7 @@ import torch
 
 from tests.utils.models import FAMILIES, micro, pixels
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.params.eigencam import EigenCamParams
+from vitscope.contracts.kinds.eigencam import EigenCamParams
 from vitscope.vit.analysis import eigencam
 from vitscope.vit.analysis.eigencam import (
     centred_gram,

@@ -9,7 +9,7 @@ import torch
 
 from tests.utils.models import micro
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.params.head_importance import HeadImportanceParams
+from vitscope.contracts.kinds.head_importance import HeadImportanceParams
 from vitscope.vit.analysis import head_importance as hi
 from vitscope.vit.analysis.precision import model_in
 from vitscope.vit.data.inputs import Batch, SynthSource

@@ -8,7 +8,7 @@ import pytest
 from tests.utils.models import micro
 from vitscope.cli import main as cli
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.params.eigencam import EigenCamParams
+from vitscope.contracts.kinds.eigencam import EigenCamParams
 from vitscope.vit.analysis.eigencam import Settings
 from vitscope.vit.analysis.localization import (
     FRACTIONS,
