@@ -1,8 +1,9 @@
 """Print the project's dependencies for one image of docker/Dockerfile, one per line.
 
 `web` (the API and the dashboard) leaves out the model stack: those services never import
-torch, so their image does not carry it. `worker` lists everything; its base image already
-has a CUDA build of torch, which satisfies the `torch` requirement.
+torch, so their image does not carry it. `worker` lists everything, with the `real` extra (the
+offline DINOv2 backbone `imgfocus:dinov2-s`); its base image already has a CUDA build of torch,
+which satisfies the `torch` requirement.
 
     python docker/requirements.py pyproject.toml web
 """
@@ -19,9 +20,10 @@ MODEL_STACK = {"torch", "transformers", "safetensors"}
 
 def requirements(pyproject: Path, image: str) -> list[str]:
     """Return the dependency specifiers of `pyproject` needed by `image` ('web' or 'worker')."""
-    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    project = tomllib.loads(pyproject.read_text())["project"]
+    deps = project["dependencies"]
     if image == "worker":
-        return list(deps)
+        return [*deps, *project["optional-dependencies"]["real"]]
     if image != "web":
         raise SystemExit(f"unknown image {image!r}: web or worker")
     return [dep for dep in deps if _name(dep) not in MODEL_STACK]

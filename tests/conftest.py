@@ -5,6 +5,11 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the offline real model converts once per test session into a folder of its own, not the user's cache
+if "VITSCOPE_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["VITSCOPE_CACHE_DIR"] = tempfile.mkdtemp(prefix="vitscope-test-cache-")
 
 import torch
 

@@ -195,7 +195,7 @@ class _MemorySource:
     def __len__(self) -> int:
         return len(self.images)
 
-    def batches(self, batch_size: int, size: tuple[int, int]) -> Any:
+    def batches(self, batch_size: int, size: Any) -> Any:
         """Yield `Batch`es of the cached images (already at `size`)."""
         import numpy as np
 

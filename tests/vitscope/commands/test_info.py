@@ -13,6 +13,14 @@ def test_info_json_has_the_layout_and_labels(capsys):
     assert info["image_size"] == [32, 32] and len(info["labels"]) == 14
 
 
+def test_info_of_the_offline_real_backbone(capsys):
+    assert main(["info", "imgfocus:dinov2-s", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["family"], info["layers"], info["heads"]) == ("dinov2", 12, 6)
+    assert info["prefix_tokens"] == ["cls"] and info["grid"] == [16, 16] and info["image_size"] == [224, 224]
+    assert info["classifier"] is False and info["labels"] == [] and info["resize_shortest_edge"] == 256
+
+
 def test_eval_reports_top1_count_and_per_class_accuracy(capsys):
     assert (
         main(

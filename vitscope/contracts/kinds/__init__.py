@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from vitscope.contracts.errors import UserError
 from vitscope.contracts.kinds.base import (
     ArraySpec,
+    ImageParams,
     Kind,
     ModelBlock,
     Params,
@@ -30,6 +31,7 @@ _NOT_KINDS = {"base"}
 
 __all__ = [
     "ArraySpec",
+    "ImageParams",
     "Kind",
     "ModelBlock",
     "Params",

@@ -4,10 +4,10 @@ from typing import Any
 
 from pydantic import Field
 
-from vitscope.contracts.kinds.base import ArraySpec, Kind, Params, Summary
+from vitscope.contracts.kinds.base import ArraySpec, ImageParams, Kind, Summary
 
 
-class AttentionPatternsParams(Params):
+class AttentionPatternsParams(ImageParams):
     """Autoencoder over per-query attention maps, 2D map, clusters, one head's details.
 
     Defaults are sized so ViT-Base (144 heads, 14x14 grid) on 1000 images runs in about a

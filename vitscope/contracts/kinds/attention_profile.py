@@ -4,10 +4,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from vitscope.contracts.kinds.base import ArraySpec, Kind, Params, Summary
+from vitscope.contracts.kinds.base import ArraySpec, ImageParams, Kind, Summary
 
 
-class AttentionProfileParams(Params):
+class AttentionProfileParams(ImageParams):
     """Attention strength by Chebyshev ring, entropy, distance and sink share, streamed."""
 
     dtype: Literal["float32", "bfloat16"] = Field(

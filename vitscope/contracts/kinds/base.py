@@ -28,6 +28,18 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ImageParams(Params):
+    """Parameters of a kind that analyses images: the input size may be chosen."""
+
+    image_size: int | None = Field(
+        default=None,
+        ge=8,
+        le=1024,
+        description="square input size in pixels, a multiple of the patch size (position embeddings are "
+        "interpolated); default: the model's image processor (its resize and crop)",
+    )
+
+
 class ModelBlock(BaseModel):
     """The model a result was computed with, the same block in every kind's summary."""
 

@@ -4,12 +4,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from vitscope.contracts.kinds.base import ArraySpec, Kind, Params, Summary
+from vitscope.contracts.kinds.base import ArraySpec, ImageParams, Kind, Summary
 
 SignRule = Literal["skew", "extreme", "norm"]
 
 
-class EigenCamParams(Params):
+class EigenCamParams(ImageParams):
     """Eigen-CAM on every layer (or `layers`), with baselines and the randomized-weights check."""
 
     layers: tuple[int, ...] | None = Field(default=None, description="layers to map; all when omitted")

@@ -4,10 +4,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from vitscope.contracts.kinds.base import ArraySpec, Kind, Params, Summary
+from vitscope.contracts.kinds.base import ArraySpec, ImageParams, Kind, Summary
 
 
-class HeadImportanceParams(Params):
+class HeadImportanceParams(ImageParams):
     """Exact single-head ablation over a dataset, partial pruning of one head, Taylor estimate."""
 
     dtype: Literal["float32", "bfloat16"] = Field(

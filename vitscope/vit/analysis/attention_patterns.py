@@ -157,7 +157,7 @@ def _sample(
 
     label, span = "sampling attention maps", (0.0, SAMPLING_SHARE)
     with torch.no_grad(), intervene(lm.parts, capture=True, sink=sink):
-        for batch in stream(source, params.batch_size, lm.layout.image_size, progress, label, span):
+        for batch in stream(source, params.batch_size, lm.input_geometry, progress, label, span):
             indices = torch.as_tensor(batch.indices)
             sampler.start_batch(indices)
             detail.start_batch(indices)

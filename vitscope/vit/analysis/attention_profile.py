@@ -102,7 +102,7 @@ def run(
     work = model_in(lm, params.dtype)
     geo = RingGeometry.build(lm.layout, lm.device, work.dtype)
     acc = ProfileAccumulator(geo, lm.num_layers, lm.num_heads, lm.device)
-    batches = stream(source, params.batch_size, lm.layout.image_size, progress, "profiled", (0.0, 0.99))
+    batches = stream(source, params.batch_size, lm.input_geometry, progress, "profiled", (0.0, 0.99))
     for batch in batches:
         profile_batch(work, work.preprocess(batch.images), acc)
     return profile_result(acc)

@@ -17,6 +17,7 @@ import numpy as np
 from vitscope.contracts.errors import UserError
 
 if TYPE_CHECKING:
+    from vitscope.vit.data.geometry import InputGeometry
     from vitscope.vit.data.inputs import Batch, ImageSource
 
 Progress = Callable[[float, str], None]
@@ -51,7 +52,7 @@ def require_images(source: ImageSource) -> int:
 def stream(
     source: ImageSource,
     batch_size: int,
-    size: tuple[int, int],
+    size: tuple[int, int] | InputGeometry,
     progress: Progress,
     label: str,
     span: tuple[float, float] = (0.0, 1.0),

@@ -406,7 +406,7 @@ def run(
     random_lm = randomized_copy(lm, params.random_seed) if params.sanity_check else None
     chunks: dict[str, list[Any]] = defaultdict(list)
     progress(0.0, "Eigen-CAM")
-    for batch in stream(source, params.batch_size, lm.layout.image_size, progress, "Eigen-CAM"):
+    for batch in stream(source, params.batch_size, lm.input_geometry, progress, "Eigen-CAM"):
         pixels = lm.preprocess(batch.images)
         _collect(chunks, "", analyse_batch(lm, pixels, settings), batch)
         if random_lm is not None:

@@ -408,7 +408,7 @@ def run(
         log.info("the dataset's labels are not classes of %s: scoring against its predictions", lm.spec)
     col = _Collected(frozenset(params.partial_images))
     label = "ablated every head"
-    for batch in stream(source, params.batch_size, lm.layout.image_size, progress, label, (0.0, 0.98)):
+    for batch in stream(source, params.batch_size, lm.input_geometry, progress, label, (0.0, 0.98)):
         pixels = lm.preprocess(batch.images)
         labels = _labels(batch.labels, use_labels, lm)
         clean = clean_pass(lm, pixels, labels, params.taylor)

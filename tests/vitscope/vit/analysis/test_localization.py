@@ -19,6 +19,7 @@ from vitscope.vit.analysis.localization import (
     largest_component_box,
     map_box,
 )
+from vitscope.vit.data.geometry import as_geometry
 from vitscope.vit.data.inputs import Batch, SynthSource
 
 
@@ -102,7 +103,7 @@ class NoBoxes:
         return 2
 
     def batches(self, batch_size, size):
-        images = np.zeros((2, *size, 3), np.uint8)
+        images = np.zeros((2, *as_geometry(size).size, 3), np.uint8)
         yield Batch(images, np.zeros(2, np.int64), np.full((2, 4), np.nan), np.arange(2))
 
 

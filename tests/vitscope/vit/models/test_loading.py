@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from transformers import BertConfig, BertModel
@@ -21,6 +22,8 @@ def test_local_folder_round_trip_gives_the_same_model(tmp_path):
                 "image_processor_type": "DeiTImageProcessor",
                 "image_mean": [0.1, 0.2, 0.3],
                 "image_std": [1, 1, 1],
+                "size": {"height": 32, "width": 32},
+                "do_center_crop": False,
             }
         )
     )
@@ -86,3 +89,36 @@ def test_specs_normalize():
     assert parse_model_spec(" demo ").name == "demo"
     assert parse_model_spec("random:deit-distilled-base").family == "deit-distilled"
     assert parse_model_spec("google/vit-base-patch16-224").kind == "hub"
+
+
+def test_a_headless_checkpoint_loads_as_a_backbone_without_an_invented_head(tmp_path):
+    lm = micro("dinov2")
+    lm.model.base_model.save_pretrained(tmp_path, safe_serialization=True)
+    backbone = load_model(str(tmp_path))
+    assert not backbone.has_classifier and backbone.labels == []
+    assert backbone.describe()["classifier"] is False
+    x = pixels(lm)
+    with torch.no_grad():
+        expected = lm.features(x)
+        assert torch.equal(backbone.features(x), expected)
+        assert torch.equal(backbone.forward(x), expected[:, 0])  # the final CLS embedding
+
+
+def test_a_classifier_checkpoint_without_its_head_weights_is_refused(tmp_path):
+    lm = micro("vit")
+    lm.model.base_model.save_pretrained(tmp_path, safe_serialization=True)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["architectures"] = ["ViTForImageClassification"]  # says classifier, has no classifier weights
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="lacks weights for classifier"):
+        load_model(str(tmp_path))
+
+
+def test_resized_analyses_another_multiple_of_the_patch_size():
+    lm = micro("vit")
+    bigger = lm.resized(48)
+    assert bigger.layout.grid == (6, 6) and bigger.input_geometry.size == (48, 48)
+    with torch.no_grad():
+        assert bigger.forward(bigger.preprocess(np.zeros((1, 48, 48, 3), np.uint8))).shape == (1, 14)
+    with pytest.raises(UserError, match="multiple of the patch size 8"):
+        lm.resized(50)
