@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dataset", default="synthscenes:500:seed=99", help="synthscenes:N[:seed=S]")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--sign-rule", choices=get_args(SignRule), default="skew")
+    p.add_argument("--sign-rule", choices=get_args(SignRule), default="cls-attention")
     p.add_argument(
         "--relu",
         action=argparse.BooleanOptionalAction,

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from vitscope.contracts.kinds.base import ArraySpec, ImageParams, Kind, Summary
 
-SignRule = Literal["skew", "extreme", "norm"]
+SignRule = Literal["cls-attention", "skew", "extreme", "norm"]
 
 
 class EigenCamParams(ImageParams):
@@ -14,14 +14,22 @@ class EigenCamParams(ImageParams):
 
     layers: tuple[int, ...] | None = Field(default=None, description="layers to map; all when omitted")
     baselines: bool = Field(default=True, description="also compute attention rollout and Grad-CAM")
-    sanity_check: bool = Field(default=True, description="also map a random-weights copy and rank-correlate")
+    sanity_check: bool = Field(
+        default=True,
+        description="also map randomized-weights copies (Adebayo et al. 2018): an independent random copy "
+        "for every image, and a cascade randomizing blocks from the top down for the first sanity_images",
+    )
+    sanity_images: int = Field(
+        default=8, ge=1, le=256, description="images the cascading randomization runs on (one pass per block)"
+    )
     second_component: bool = Field(default=False, description="also return the second principal component")
     batch_size: int = Field(default=32, ge=1, le=1024)
     sign_rule: SignRule = Field(
-        default="skew",
+        default="cls-attention",
         description=(
-            "how the arbitrary sign of the principal component is fixed: 'skew' makes the heavier "
-            "tail positive (the smaller region, usually the object), 'extreme' makes |max| >= |min| "
+            "how the arbitrary sign of the principal component is fixed: 'cls-attention' (default) makes "
+            "positive the side the CLS token attends to in the last block (the model's own read-out); "
+            "'skew' makes the heavier tail positive (the smaller region), 'extreme' makes |max| >= |min| "
             "(pytorch-grad-cam's sign-corrected variant), 'norm' correlates with the patch-token norm"
         ),
     )
@@ -55,7 +63,14 @@ class EigenCamSummary(Summary):
     sign_rule: str
     relu: bool
     gradcam_layer: int | None
+    left_out: dict[str, str] = Field(default_factory=dict, description="arrays not computed, with why")
     random_seed: int | None = None
+    ssim_by_layer: list[float | None] | None = None
+    cascade_rank_corr: list[float | None] | None = Field(
+        default=None, description="last layer's map, |rank corr| after randomizing 0..L blocks from the top"
+    )
+    cascade_ssim: list[float | None] | None = None
+    cascade_images: int | None = None
     rank_corr_by_layer: list[float | None] | None = None
     rank_corr_rollout: float | None = None
     rank_corr_gradcam: float | None = None
@@ -74,11 +89,32 @@ KIND = Kind(
         "rollout": ArraySpec(("N", "h", "w"), "float", optional=True),
         "gradcam": ArraySpec(("N", "h", "w"), "float", optional=True),
         "cam_random": ArraySpec(("N", "L", "h", "w"), "float", "maps of a randomized copy", optional=True),
-        "rank_corr": ArraySpec(("N", "L"), "float", "trained against randomized, per layer", optional=True),
+        "rank_corr": ArraySpec(
+            ("N", "L"),
+            "float",
+            "|Spearman| of the projections, trained against randomized, per layer",
+            optional=True,
+        ),
+        "ssim": ArraySpec(
+            ("N", "L"), "float", "SSIM of the maps oriented alike, trained against randomized", optional=True
+        ),
+        "cascade_rank_corr": ArraySpec(
+            ("n", "S", "L"),
+            "float",
+            "|rank corr| per cascade step (0..L blocks randomized from the top)",
+            optional=True,
+        ),
+        "cascade_ssim": ArraySpec(("n", "S", "L"), "float", "SSIM per cascade step", optional=True),
         "rank_corr_rollout": ArraySpec(("N",), "float", optional=True),
         "rank_corr_gradcam": ArraySpec(("N",), "float", optional=True),
-        "top5_idx": ArraySpec(("N", 5), "int"),
-        "top5_prob": ArraySpec(("N", 5), "float"),
+        "top5_idx": ArraySpec(
+            ("N", "k"), "int", "top classes (k = 5, fewer classes: all); classifier only", optional=True
+        ),
+        "top5_prob": ArraySpec(("N", "k"), "float", "their probabilities; classifier only", optional=True),
+        "crop_boxes": ArraySpec(
+            ("N", 4), "float", "region (x0, y0, x1, y1) of the original picture analysed"
+        ),
+        "original_sizes": ArraySpec(("N", 2), "int", "(height, width) of the original picture"),
         "labels": ArraySpec(("N",), "int", "label per image, -1 unknown"),
     },
     run="vitscope.vit.analysis.eigencam:run",

@@ -111,11 +111,34 @@ def test_top_eigenvectors_of_a_gram_of_rank_below_the_block_width(patches, chann
 # ---------------------------------------------------------------- sign rule
 
 
-@pytest.mark.parametrize("rule", ["skew", "extreme", "norm"])
+@pytest.mark.parametrize("rule", ["cls-attention", "skew", "extreme", "norm"])
 def test_orient_gives_the_same_map_for_either_sign_of_the_component(rule):
     p = torch.randn(5, 7, 16)
-    norms = torch.rand(5, 7, 16)
-    torch.testing.assert_close(orient(p, rule, norms), orient(-p, rule, norms), atol=0, rtol=0)
+    norms, reference = torch.rand(5, 7, 16), torch.rand(5, 1, 16)
+    torch.testing.assert_close(
+        orient(p, rule, norms, reference), orient(-p, rule, norms, reference), atol=0, rtol=0
+    )
+
+
+def test_cls_attention_makes_positive_the_side_the_cls_token_attends_to():
+    # the object (patches 0..5) fills most of the frame, so `skew` picks the smaller background
+    proj = torch.tensor([[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -3.0, -3.0]])
+    attention = torch.tensor([[0.15, 0.15, 0.15, 0.15, 0.15, 0.15, 0.05, 0.05]])
+    assert orient(proj, "cls-attention", reference=attention)[0, 0] > 0
+    assert orient(-proj, "cls-attention", reference=attention)[0, 0] > 0
+    assert orient(proj, "skew")[0, 0] < 0
+
+
+def test_the_cls_attention_reference_is_the_last_blocks_head_averaged_cls_row():
+    lm = micro("vit")
+    x = pixels(lm, 2)
+    with torch.no_grad(), intervene(lm.parts, capture=True) as rec:
+        lm.forward(x)
+    sink = eigencam.ClsReference(lm.num_layers - 1, lm.layout, None)
+    with torch.no_grad(), intervene(lm.parts, capture={lm.num_layers - 1}, sink=sink):
+        lm.forward(x)
+    expected = lm.layout.patches(rec.attentions[lm.num_layers - 1][:, :, 0].mean(1), dim=-1)
+    torch.testing.assert_close(sink.attention, expected)
 
 
 def test_cam_is_unchanged_when_the_solver_returns_the_negated_axis(monkeypatch):
