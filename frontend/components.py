@@ -14,22 +14,31 @@ from frontend.figures import graph_config
 NoticeKind = str  # "error" | "warn" | "info" | "ok"
 
 
-def notice(message: Any, kind: NoticeKind = "error", actions: list[Any] | None = None) -> html.Div:
-    """A readable message box (API errors, missing jobs, hints); `actions` are buttons or links."""
+def notice(
+    message: Any, kind: NoticeKind = "error", actions: list[Any] | None = None, note_id: str | None = None
+) -> html.Div:
+    """A readable message box (API errors, missing jobs, hints); `actions` are buttons or links,
+    `note_id` the element id a test finds it by."""
     body: list[Any] = [html.Span(message, className="notice-text")]
     if actions:
         body.append(html.Span(actions, className="notice-actions"))
-    return html.Div(body, className=f"notice notice-{kind}", role="alert" if kind == "error" else "status")
+    role = "alert" if kind == "error" else "status"
+    named: dict[str, Any] = {"id": note_id} if note_id else {}
+    return html.Div(body, className=f"notice notice-{kind}", role=role, **named)
 
 
-def card(children: Any, span: int = 4, title: str | None = None, class_name: str = "") -> html.Div:
-    """A grid cell of `span` twelfths of the page width."""
+def card(
+    children: Any, span: int = 4, title: str | None = None, class_name: str = "", **props: Any
+) -> html.Div:
+    """A grid cell of `span` twelfths of the page width; `props` (id, style) go to its Div."""
     head = [html.Div(title, className="card-title")] if title else []
-    return html.Div([*head, *_as_list(children)], className=f"card span-{span} {class_name}".strip())
+    return html.Div([*head, *_as_list(children)], className=f"card span-{span} {class_name}".strip(), **props)
 
 
-def graph_card(name: str, figure: go.Figure, span: int = 4, loading: bool = True) -> html.Div:
-    """A card holding the graph `name` (exported as `vitscope-<name>.png|svg`)."""
+def graph_card(
+    name: str, figure: go.Figure, span: int = 4, loading: bool = True, style: dict[str, str] | None = None
+) -> html.Div:
+    """A card (id `ids.card(name)`) holding the graph `name` (exported as `vitscope-<name>.png|svg`)."""
     graph = dcc.Graph(
         id=ids.graph(name),
         figure=figure,
@@ -37,7 +46,7 @@ def graph_card(name: str, figure: go.Figure, span: int = 4, loading: bool = True
         className="graph",
     )
     inner = dcc.Loading(graph, type="dot", delay_show=400, color="#e0245e") if loading else graph
-    return card(inner, span=span)
+    return card(inner, span=span, id=ids.card(name), style=style or {})
 
 
 def field(label: str, control: Any, hint: str | None = None, class_name: str = "") -> html.Label:

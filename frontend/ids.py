@@ -16,6 +16,11 @@ def graph(name: Any) -> dict[str, Any]:
     return {"type": GRAPH_TYPE, "name": name}
 
 
+def card(name: Any) -> dict[str, Any]:
+    """The id of the card holding graph `name` (hidden when the job has nothing for it to show)."""
+    return {"type": "card", "name": name}
+
+
 # -- app shell (frontend/app.py) ---------------------------------------------------------------
 EXPORT_FORMAT = "export-format"
 COPY_LINK = "copy-link"
@@ -27,7 +32,8 @@ NAV_PATHS = "nav-paths"
 
 
 class Tracker:
-    """Ids of one page's job tracker (store of job ids, polling, progress, compute-missing button)."""
+    """Ids of one page's job tracker (store of job ids, polling, progress, compute-missing button)
+    and of the notes its views leave about their jobs (what a job lacks, and why)."""
 
     def __init__(self, prefix: str) -> None:
         self.state = f"{prefix}-state"
@@ -39,6 +45,7 @@ class Tracker:
         self.compute = f"{prefix}-compute"
         self.missing = f"{prefix}-missing"
         self.remember = f"{prefix}-remember"
+        self.notes = f"{prefix}-notes"
 
 
 # -- home (/) ----------------------------------------------------------------------------------
@@ -75,6 +82,8 @@ HEADS_ENTROPY_HIST = "heads-entropy-hist"
 HEADS_PATTERNS = "heads-patterns"
 HEADS_PROTOTYPES = "heads-prototypes"
 HEADS_SUMMARY = "heads-summary"
+HEADS_NO_CLASSIFIER = "heads-no-classifier"
+HEADS_PROBE = "heads-probe"
 
 # -- head detail (/head) ------------------------------------------------------------------------
 HEAD = Tracker("head")
@@ -90,6 +99,8 @@ HEAD_MODES = "head-modes"
 HEAD_TOP5 = "head-top5"
 HEAD_BIPARTITE = "head-bipartite"
 HEAD_CAPTION = "head-caption"
+HEAD_NO_CLASSIFIER = "head-no-classifier"
+HEAD_PROBE = "head-probe"
 
 # -- CAM (/cam) ---------------------------------------------------------------------------------
 CAM = Tracker("cam")
@@ -108,6 +119,9 @@ CAM_ROLLOUT = "cam-rollout"
 CAM_GRADCAM = "cam-gradcam"
 CAM_RANDOM = "cam-random"
 CAM_RANK = "cam-rank"
+CAM_PICTURE = "cam-picture"
+CAM_PICTURE_FIELD = "cam-picture-field"
+CAM_NO_CLASSIFIER = "cam-no-classifier"
 
 # -- scanpath (/scanpath) -----------------------------------------------------------------------
 SCAN = Tracker("scan")

@@ -6,7 +6,9 @@ once it is done. The helper registers the Dash page and the job tracker, builds 
 state (saying in each graph why it is empty while its job is absent, running or unreadable), and
 registers the two callbacks every page has: `select` folds controls and clicks into the state
 (and so the URL), `render` redraws the graphs and the page's other outputs for a new state or a
-finished job. A page module keeps only what is its own: the layout body, the drawing, the menus.
+finished job. A part may hide a graph its job has nothing for (a backbone's top-5: no empty panel)
+and leave a note saying why; the helper hides the card and shows the notes above the grid.
+A page module keeps only what is its own: the layout body, the drawing, the menus.
 """
 
 from __future__ import annotations
@@ -35,10 +37,13 @@ Graphs = tuple[tuple[str, int], ...]
 @dataclass
 class Views:
     """What a page's build makes: its figures by graph name, and why each job's part did not draw
-    (by URL key). Pages subclass it for their menus and captions."""
+    (by URL key); the graphs a job has nothing for (their cards are hidden, not left empty) and the
+    notes saying why. Pages subclass it for their menus and captions."""
 
     figures: dict[str, go.Figure] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)
+    hidden: set[str] = field(default_factory=set)
+    notes: list[Any] = field(default_factory=list)
 
     def placeholders(self, names: Iterable[str], message: str, replace: bool = False) -> None:
         """Give each graph in `names` an empty figure saying `message` (only those without one, unless `replace`)."""
@@ -169,14 +174,15 @@ class ViewPage(Generic[S, V]):
     def render(
         self, *outputs: Output
     ) -> Callable[[Callable[[S, V], tuple[Any, ...]]], Callable[[S, V], tuple[Any, ...]]]:
-        """Register the callback that redraws the graphs, then `outputs`, for a new state or finished job.
+        """Register the callback that redraws the graphs (their cards shown or hidden, and the notes),
+        then `outputs`, for a new state or finished job.
 
         The decorated function gets the state and its built views and returns the values of `outputs`.
         """
 
         def register(extras: Callable[[S, V], tuple[Any, ...]]) -> Callable[[S, V], tuple[Any, ...]]:
             @callback(
-                [Output(ids.graph(name), "figure") for name, _ in self.graphs] + list(outputs),
+                self._view_outputs() + list(outputs),
                 Input(self.tracker.state, "data"),
                 Input(self.tracker.ready, "data"),
                 prevent_initial_call=True,
@@ -184,11 +190,26 @@ class ViewPage(Generic[S, V]):
             def render(data: dict[str, Any], ready: list[str]) -> list[Any]:
                 state = self.state.from_store(data)
                 built = self.build(get_client(), state, set(ready or []))
-                return [*(built.figures[name] for name, _ in self.graphs), *extras(state, built)]
+                return [*self._view_values(built), *extras(state, built)]
 
             return extras
 
         return register
+
+    def _view_outputs(self) -> list[Output]:
+        """Each graph's figure, then (on a page with graphs) each card's style and the notes."""
+        figures = [Output(ids.graph(name), "figure") for name, _ in self.graphs]
+        if not self.graphs:
+            return figures
+        cards = [Output(ids.card(name), "style") for name, _ in self.graphs]
+        return [*figures, *cards, Output(self.tracker.notes, "children")]
+
+    def _view_values(self, built: V) -> list[Any]:
+        """The values of `_view_outputs` for `built`."""
+        figures = [built.figures[name] for name, _ in self.graphs]
+        if not self.graphs:
+            return figures
+        return [*figures, *(_card_style(name in built.hidden) for name, _ in self.graphs), built.notes]
 
     # -- what the helper does ------------------------------------------------------------------
 
@@ -230,13 +251,27 @@ class ViewPage(Generic[S, V]):
             if message is not None:
                 built.messages[part.key] = message
                 built.placeholders(part.graphs, message, replace=True)
+                built.hidden.difference_update(part.graphs)  # a graph saying why it is empty is shown
         built.placeholders((name for name, _ in self.graphs), "…")
         if self._finish is not None:
             self._finish(api, state, done, built)
         return built
 
     def grid(self, built: V) -> html.Div:
-        """The page's graphs as cards on the 12-column grid."""
+        """The notes about the page's jobs, then its graphs as cards on the 12-column grid (the cards
+        of graphs a job has nothing for are hidden)."""
+        cards = [
+            graph_card(name, built.figures[name], span, style=_card_style(name in built.hidden))
+            for name, span in self.graphs
+        ]
         return html.Div(
-            [graph_card(name, built.figures[name], span) for name, span in self.graphs], className="grid"
+            [
+                html.Div(built.notes, id=self.tracker.notes, className="notices"),
+                html.Div(cards, className="grid"),
+            ]
         )
+
+
+def _card_style(hidden: bool) -> dict[str, str]:
+    """The style of a graph's card: none when shown, `display: none` when hidden."""
+    return {"display": "none"} if hidden else {}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import ValidationError
 
 from frontend.api import ApiClient, ApiError, JobRecord
@@ -114,10 +114,12 @@ class Results:
 
 
 def decode_image(content: bytes, max_side: int = MAX_SIDE) -> np.ndarray:
-    """Decode image bytes to (H, W, 3) uint8, shrunk so the longer side is at most `max_side`."""
+    """Decode image bytes to (H, W, 3) uint8, upright (EXIF orientation applied, as the analyses
+    read it, so crop boxes and object boxes land where they belong), shrunk so the longer side is
+    at most `max_side`."""
     try:
         with Image.open(io.BytesIO(content)) as opened:
-            rgb = opened.convert("RGB")
+            rgb = ImageOps.exif_transpose(opened).convert("RGB")
         rgb.thumbnail((max_side, max_side))
         return np.asarray(rgb)
     except (UnidentifiedImageError, OSError) as exc:
@@ -133,9 +135,11 @@ def uploaded_image(api: ApiClient, inputs: dict[str, Any], index: int) -> np.nda
 
 
 def class_name(summary: dict[str, Any], index: int) -> str:
-    """The name of class `index`: from the summary's `model` block, else (older results) its
-    `label_names`; `class i` when neither names it."""
-    names = (summary.get("model") or {}).get("labels") or summary.get("label_names") or []
+    """The name of class `index`: from the summary's `model` block (a classifier's), else its linear
+    probe's classes, else (older results) its `label_names`; `class i` when none names it."""
+    probe = summary.get("probe") or {}
+    probe_classes = probe.get("classes") if isinstance(probe.get("classes"), list) else None
+    names = (summary.get("model") or {}).get("labels") or probe_classes or summary.get("label_names") or []
     return str(names[index]) if 0 <= index < len(names) else f"class {index}"
 
 

@@ -26,7 +26,14 @@ METRICS: dict[str, str] = {
     "prob_drop": "Probability drop",
     "loss_change": "Loss change",
     "taylor": "Gradient estimate (Taylor)",
+    "cls_cosine_drop": "CLS embedding change (1 − cos)",
+    "patch_change": "Patch feature change",
+    "embedding_taylor": "CLS change estimate (task-free Taylor)",
+    "layer_impact": "Layer impact",
 }
+"""The (L, H) head-importance metrics the overview can show, class-based first; a job offers those it has."""
+PICTURES: dict[str, str] = {"original": "original picture", "crop": "analysed crop"}
+"""What /cam draws its maps on: the picture the user uploaded (maps in its crop box) or the analysed crop."""
 QUERY_TYPES = ("patch", "cls")
 COLORMAPS: dict[str, str] = {
     "jet": "Jet",
@@ -269,7 +276,9 @@ class HeadState(PageState):
 
 @dataclass(frozen=True)
 class CamState(PageState):
-    """`/cam`: an eigencam job, the image in it, the layer (None = last) and the overlay look."""
+    """`/cam`: an eigencam job, the image in it, the layer (None = last), the overlay look, and
+    what the maps are drawn on (`picture`: None = the uploaded original where the job has one, the
+    default, left out of links; `crop` = the analysed crop)."""
 
     path: ClassVar[str] = "/cam"
     jobs: ClassVar[dict[str, str]] = kinds_shown_on("/cam", "job")
@@ -279,15 +288,18 @@ class CamState(PageState):
     layer: int | None = None
     opacity: float = 0.5
     cmap: str = "jet"
+    picture: str | None = None
 
     @classmethod
     def _read(cls, reader: _Reader) -> dict[str, Any]:
+        picture = reader.choice("picture", PICTURES, "original")
         return {
             "job": reader.job("job"),
             "image": reader.integer("image", 0),
             "layer": reader.integer("layer", None),
             "opacity": reader.number("opacity", 0.5, 0.0, 1.0),
             "cmap": reader.choice("cmap", COLORMAPS, "jet"),
+            "picture": None if picture == "original" else picture,
         }
 
 

@@ -6,7 +6,7 @@ Shapes use the analyses' names: L layers, H heads, R rings, N images, T tokens, 
 patch grid.
 """
 
-from frontend.figures.cam import rank_corr_line
+from frontend.figures.cam import Placement, placed_overlay_figure, rank_corr_line
 from frontend.figures.common import (
     CLS_COLOR,
     FONT,
@@ -55,6 +55,7 @@ __all__ = [
     "PATCH_COLOR",
     "TEMPLATE",
     "Head",
+    "Placement",
     "attention_matrix",
     "base_layout",
     "bipartite",
@@ -72,6 +73,7 @@ __all__ = [
     "outline_cell",
     "overlay_figure",
     "pattern_map",
+    "placed_overlay_figure",
     "prob_after_line",
     "prototypes_figure",
     "pruning_modes",

@@ -1,13 +1,88 @@
-"""Figures of `/cam` beyond the shared overlay: the randomized-weights check."""
+"""Figures of `/cam` beyond the shared overlay: maps on the uploaded picture, the randomized-weights check.
+
+A map is (h, w) over the analysed image; the analysed image is a region of the picture the user
+uploaded (its crop box, after the model's resize and centre crop), so a `Placement` puts the map back.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 
-from frontend.figures.common import MUTED, base_layout, layer_colors, ring_trace
+from frontend.figures.common import MUTED, base_layout, image_source, layer_colors, ring_trace
+
+Box = tuple[float, float, float, float]
+DIM = "rgba(255,255,255,0.55)"  # what lies outside the crop box shows, but quietly: the model never saw it
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the analysed image lies in the original picture: its `size` (height, width) in pixels
+    and the crop `box` (x0, y0, x1, y1) in those pixels."""
+
+    size: tuple[int, int]
+    box: Box
+
+
+def placed_overlay_figure(
+    picture: np.ndarray | None,
+    placement: Placement,
+    grid: np.ndarray,
+    opacity: float,
+    colorscale: str,
+    title: str,
+    value_label: str = "CAM",
+    zrange: tuple[float, float] | None = None,
+    height: int = 380,
+) -> go.Figure:
+    """A map `grid` (h, w) drawn in its crop box over the original `picture` (any (H', W', 3) size of
+    it), in the original picture's pixels; outside the box the picture is dimmed."""
+    height_px, width_px = placement.size
+    fig = go.Figure()
+    if picture is not None:
+        sx, sy = width_px / picture.shape[1], height_px / picture.shape[0]
+        fig.add_trace(
+            go.Image(source=image_source(picture), dx=sx, dy=sy, x0=sx / 2, y0=sy / 2, hoverinfo="skip")
+        )
+    heatmap = _placed_heatmap(grid, placement.box, value_label)
+    zmin, zmax = zrange if zrange is not None else (None, None)
+    heatmap.update(colorscale=colorscale, zmin=zmin, zmax=zmax, opacity=opacity if picture is not None else 1)
+    fig.add_trace(heatmap)
+    for shape in _outside(placement):
+        fig.add_shape(shape)
+    fig.update_xaxes(visible=False, range=[0, width_px])
+    fig.update_yaxes(visible=False, range=[height_px, 0], scaleanchor="x")
+    return base_layout(fig, title, height)
+
+
+def _placed_heatmap(grid: np.ndarray, box: Box, value_label: str) -> go.Heatmap:
+    """The map as a heatmap whose cells tile `box` exactly (x and y are the cell centres, in pixels)."""
+    h, w = grid.shape
+    x0, y0, x1, y1 = box
+    return go.Heatmap(
+        z=grid,
+        x=x0 + (np.arange(w) + 0.5) * (x1 - x0) / w,
+        y=y0 + (np.arange(h) + 0.5) * (y1 - y0) / h,
+        zsmooth="best",
+        colorbar={"thickness": 10, "len": 0.8},
+        hovertemplate=f"x %{{x:.0f}}, y %{{y:.0f}} px<br>{value_label}: %{{z:.4f}}<extra></extra>",
+    )
+
+
+def _outside(placement: Placement) -> list[dict[str, object]]:
+    """Veils over the parts of the picture outside the crop box, then the box's outline."""
+    (height_px, width_px), (x0, y0, x1, y1) = placement.size, placement.box
+    veils = [(0, 0, width_px, y0), (0, y1, width_px, height_px), (0, y0, x0, y1), (x1, y0, width_px, y1)]
+    shapes: list[dict[str, object]] = [
+        {"type": "rect", "x0": a, "y0": b, "x1": c, "y1": d, "fillcolor": DIM, "line": {"width": 0}}
+        for a, b, c, d in veils
+        if c > a and d > b
+    ]
+    outline = {"color": "rgba(255,255,255,0.9)", "width": 1, "dash": "dot"}
+    return [*shapes, {"type": "rect", "x0": x0, "y0": y0, "x1": x1, "y1": y1, "line": outline}]
 
 
 def rank_corr_line(

@@ -13,9 +13,16 @@ import plotly.graph_objects as go
 from frontend.figures.common import CLS_COLOR, HIGHLIGHT, PATCH_COLOR, base_layout
 
 
-def pruning_modes(modes: Sequence[str], target_prob: np.ndarray, selected: int | None) -> go.Figure:
-    """Target probability under each partial-pruning mode, `target_prob` (modes,), with a glyph of
-    the attention blocks under each bar (CLS row, CLS column, patch block; dark = pruned)."""
+def pruning_modes(
+    modes: Sequence[str],
+    target_prob: np.ndarray,
+    selected: int | None,
+    value_label: str = "probability",
+    title: str = "Partial pruning: probability of the class per mode",
+) -> go.Figure:
+    """Target probability under each partial-pruning mode, `target_prob` (modes,) (a backbone's bars
+    give its CLS embedding's cosine instead), with a glyph of the attention blocks under each bar
+    (CLS row, CLS column, patch block; dark = pruned)."""
     colors = [HIGHLIGHT if i == selected else "#5b6b7b" for i in range(len(modes))]
     fig = go.Figure(
         go.Bar(
@@ -25,13 +32,13 @@ def pruning_modes(modes: Sequence[str], target_prob: np.ndarray, selected: int |
             customdata=list(modes),
             text=[f"{p:.3f}" for p in target_prob],
             textposition="outside",
-            hovertemplate="%{customdata}<br>probability: %{y:.4f}<extra></extra>",
+            hovertemplate=f"%{{customdata}}<br>{value_label}: %{{y:.4f}}<extra></extra>",
         )
     )
     for i, name in enumerate(modes):
         for shape in _mode_glyph(i, mode_blocks(name)):
             fig.add_shape(shape)
-    fig.update_yaxes(range=[-0.42, 1.18], title="probability", tickvals=[0, 0.25, 0.5, 0.75, 1])
+    fig.update_yaxes(range=[-0.42, 1.18], title=value_label, tickvals=[0, 0.25, 0.5, 0.75, 1])
     fig.update_xaxes(
         tickvals=list(range(len(modes))),
         ticktext=[m.replace("_", " ") for m in modes],
@@ -39,7 +46,7 @@ def pruning_modes(modes: Sequence[str], target_prob: np.ndarray, selected: int |
         zeroline=False,
     )
     fig.add_hline(y=0, line={"color": "#c9ced4", "width": 1})
-    return base_layout(fig, "Partial pruning: probability of the class per mode", height=300)
+    return base_layout(fig, title, height=300)
 
 
 BLOCKS = ("cls_row", "cls_col", "patch")

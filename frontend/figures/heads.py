@@ -45,9 +45,15 @@ def importance_heatmap(values: np.ndarray, metric_label: str, selected: Head | N
 
 
 def prob_after_line(
-    prob_after: np.ndarray, prob_base: float | None, selected: Head | None, image_label: str = ""
+    prob_after: np.ndarray,
+    prob_base: float | None,
+    selected: Head | None,
+    image_label: str = "",
+    value_label: str = "probability",
+    title: str = "Probability after pruning each head",
 ) -> go.Figure:
-    """Probability of the image's class after pruning each head, `prob_after` (L, H), over all L·H heads."""
+    """The image's value after pruning each head, `prob_after` (L, H), over all L·H heads: by default
+    the probability of its class (a backbone's line gives its CLS embedding's cosine instead)."""
     n_layers, n_heads = prob_after.shape
     colors = layer_colors(n_layers)
     x = np.arange(n_layers * n_heads)
@@ -59,7 +65,8 @@ def prob_after_line(
             customdata=head_customdata(n_layers, n_heads),
             line={"color": MUTED, "width": 1},
             marker={"size": 6, "color": [colors[i // n_heads] for i in x]},
-            hovertemplate="Layer %{customdata[0]} · head %{customdata[1]}<br>p after pruning: %{y:.4f}<extra></extra>",
+            hovertemplate="Layer %{customdata[0]} · head %{customdata[1]}"
+            f"<br>{value_label} after pruning: %{{y:.4f}}<extra></extra>",
         )
     )
     if prob_base is not None:
@@ -73,10 +80,9 @@ def prob_after_line(
         layer, head = selected
         fig.add_trace(ring_trace(layer * n_heads + head, float(prob_after[layer, head])))
     fig.update_xaxes(title="head (layer · H + head)", range=[-1, len(x)], showgrid=False)
-    fig.update_yaxes(title="probability", range=[-0.02, 1.04])
-    return base_layout(
-        fig, f"Probability after pruning each head{' · ' + image_label if image_label else ''}"
-    )
+    low = min(-0.02, float(np.nanmin(prob_after)) - 0.02)  # a cosine may go below 0, a probability not
+    fig.update_yaxes(title=value_label, range=[low, 1.04])
+    return base_layout(fig, f"{title}{' · ' + image_label if image_label else ''}")
 
 
 def entropy_by_layer(

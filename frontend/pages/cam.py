@@ -1,7 +1,9 @@
 """`/cam`: Eigen-CAM overlays for every layer, with baselines and the randomized-weights check.
 
 Upload an image (or run on built-in scenes) to start an eigencam job; the URL then names the
-job, the image in it, the layer, the overlay opacity and the colour map.
+job, the image in it, the layer, the overlay opacity, the colour map and what the maps are drawn
+on: an uploaded picture is shown whole, each map in the crop box the model saw (or, on request,
+the analysed crop alone). A backbone has no top-5 and no Grad-CAM: their panels give way to a note.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from frontend import figures as F
@@ -17,9 +20,10 @@ from frontend import ids
 from frontend.components import field as labelled
 from frontend.components import image_launcher, page_header
 from frontend.launch import dataset_spec, start_from_launcher
+from frontend.objective import Objective, no_classifier_note, objective_of
 from frontend.page import Graphs, ViewPage, Views
-from frontend.results import Results, top5_of
-from frontend.state import COLORMAPS, CamState
+from frontend.results import Results, top5_of, uploaded_image
+from frontend.state import COLORMAPS, PICTURES, CamState
 
 GRAPHS: Graphs = (
     (ids.CAM_OVERLAY, 6),
@@ -31,14 +35,31 @@ GRAPHS: Graphs = (
 )
 
 
+CLASS_RESULTS = ("top5_idx", "top5_prob", "gradcam", "rank_corr_gradcam")
+"""The eigencam results that need a classifier."""
+CLASS_PANELS = ((ids.CAM_TOP5, "top-5 predictions"), (ids.CAM_GRADCAM, "Grad-CAM"))
+"""The panels that need a classifier, with the names the note gives them."""
+
+
 @dataclass
 class Built(Views):
-    """The page's figures, its image menu and the analysed layers."""
+    """The page's figures, its image menu, the analysed layers, and whether the job's pictures are
+    uploaded originals the maps can be placed on (then the picture choice is offered)."""
 
     image_options: list[dict[str, Any]] = field(default_factory=list)
     layer_numbers: list[int] = field(default_factory=list)
     layer: int | None = None
     image: int = 0
+    originals: bool = False
+
+
+@dataclass(frozen=True)
+class Backdrop:
+    """What the maps are drawn on: a picture and where the analysed image lies in it (no placement:
+    the picture is the analysed image itself)."""
+
+    picture: np.ndarray | None
+    placement: F.Placement | None = None
 
 
 PAGE = ViewPage(__name__, CamState, ids.CAM, GRAPHS, Built, name="CAM", title="Eigen-CAM · vitscope", order=3)
@@ -108,7 +129,25 @@ def _view_controls(state: CamState, built: Built) -> list[Any]:
             ),
             class_name="w-140",
         ),
+        html.Div(
+            labelled(
+                "Draw on",
+                dcc.RadioItems(
+                    id=ids.CAM_PICTURE,
+                    options=[{"label": f" {v}", "value": k} for k, v in PICTURES.items()],
+                    value=state.picture or "original",
+                    inline=True,
+                ),
+            ),
+            id=ids.CAM_PICTURE_FIELD,
+            style=_shown(built.originals),
+        ),
     ]
+
+
+def _shown(visible: bool) -> dict[str, str]:
+    """The style of a control that only some jobs need: hidden unless `visible`."""
+    return {} if visible else {"display": "none"}
 
 
 def _marks(numbers: list[int]) -> dict[int, str]:
@@ -121,17 +160,32 @@ def _marks(numbers: list[int]) -> dict[int, str]:
     Input(ids.CAM_LAYER, "value"),
     Input(ids.CAM_OPACITY, "value"),
     Input(ids.CAM_CMAP, "value"),
+    Input(ids.CAM_PICTURE, "value"),
 )
 def select(
-    state: CamState, image: int | None, layer: int | None, opacity: float | None, cmap: str | None
+    state: CamState,
+    image: int | None,
+    layer: int | None,
+    opacity: float | None,
+    cmap: str | None,
+    picture: str | None,
 ) -> CamState:
-    """Fold the view controls into the state (and so the URL)."""
+    """Fold the view controls into the state (and so the URL; the original picture, the default,
+    stays out of it)."""
     return state.replace(
         image=state.image if image is None else int(image),
         layer=state.layer if layer is None or ctx.triggered_id != ids.CAM_LAYER else int(layer),
         opacity=state.opacity if opacity is None else float(opacity),
         cmap=cmap or state.cmap,
+        picture=_picture(state.picture, picture),
     )
+
+
+def _picture(current: str | None, chosen: str | None) -> str | None:
+    """The state's `picture` after a choice on the toggle: None for the original (the default)."""
+    if chosen not in PICTURES:
+        return current
+    return None if chosen == "original" else chosen
 
 
 @callback(
@@ -168,12 +222,22 @@ def start(
     Output(ids.CAM_LAYER, "marks"),
     Output(ids.CAM_LAYER, "value"),
     Output(ids.CAM_IMAGE, "value"),
+    Output(ids.CAM_PICTURE_FIELD, "style"),
 )
 def render(state: CamState, built: Built) -> tuple[Any, ...]:
-    """The image menu and the layer slider for the analysed layers."""
+    """The image menu, the layer slider for the analysed layers, and the picture choice (offered
+    for uploaded pictures only)."""
     numbers = built.layer_numbers or [0]
     layer = built.layer if built.layer is not None else no_update
-    return built.image_options, numbers[0], numbers[-1], _marks(numbers), layer, built.image
+    return (
+        built.image_options,
+        numbers[0],
+        numbers[-1],
+        _marks(numbers),
+        layer,
+        built.image,
+        _shown(built.originals),
+    )
 
 
 # -- drawing the views ------------------------------------------------------------------------------
@@ -186,7 +250,6 @@ def render(state: CamState, built: Built) -> tuple[Any, ...]:
 )
 def _draw(results: Results, state: CamState, built: Built) -> None:
     cams = results.array("cam")  # (N, L, h, w)
-    images = results.optional("images")
     summary = results.summary
     # `cam` holds the analysed layers only (params.layers); the URL names real layer numbers
     numbers = [int(n) for n in summary.get("layers") or range(cams.shape[1])][: cams.shape[1]]
@@ -195,62 +258,111 @@ def _draw(results: Results, state: CamState, built: Built) -> None:
     layer = state.layer if state.layer in numbers else numbers[-1]
     index = numbers.index(layer)
     built.layer, built.image = layer, image
-    picture = np.asarray(images[image], dtype=np.uint8) if images is not None else None
     built.image_options = [{"label": _image_label(summary, i), "value": i} for i in range(len(cams))]
-    cmap = COLORMAPS[state.cmap]
-    built.figures[ids.CAM_OVERLAY] = F.overlay_figure(
-        picture,
-        cams[image, index],
-        state.opacity,
-        cmap,
-        f"Eigen-CAM · layer {layer}",
-        "CAM",
-        zrange=(0, 1),
-        height=440,
+    built.originals = _has_originals(results)
+    backdrop = _backdrop(results, state, image, built.originals)
+    title = f"Eigen-CAM · layer {layer}"
+    built.figures[ids.CAM_OVERLAY] = _overlay(backdrop, cams[image, index], state, title, "CAM", 440)
+    objective = objective_of(summary)
+    _draw_baselines(results, objective, backdrop, image, state, built)
+    _draw_top5(results, summary, objective, image, built)
+    _draw_checks(results, backdrop, image, (index, layer), state, built)
+    _note_missing(objective, built)
+
+
+def _has_originals(results: Results) -> bool:
+    """True when the job ran on uploaded pictures and says where the analysed crops lie in them."""
+    names = ("crop_boxes", "original_sizes")
+    return bool(results.inputs.get("images")) and all(results.optional(n) is not None for n in names)
+
+
+def _backdrop(results: Results, state: CamState, image: int, originals: bool) -> Backdrop:
+    """The uploaded picture with the crop box when the job has `originals` and the state does not
+    ask for the crop; else the analysed image (None when the job returned no images)."""
+    if originals and state.picture != "crop":
+        size, box = results.array("original_sizes")[image], results.array("crop_boxes")[image]
+        x0, y0, x1, y1 = (float(v) for v in box)
+        placement = F.Placement((int(size[0]), int(size[1])), (x0, y0, x1, y1))
+        return Backdrop(uploaded_image(results.api, results.inputs, image), placement)
+    images = results.optional("images")
+    return Backdrop(np.asarray(images[image], dtype=np.uint8) if images is not None else None)
+
+
+def _overlay(
+    backdrop: Backdrop, grid: np.ndarray, state: CamState, title: str, value_label: str, height: int
+) -> go.Figure:
+    """A map (h, w) in [0, 1] over the backdrop, in the state's colours and opacity."""
+    cmap, picture, unit = COLORMAPS[state.cmap], backdrop.picture, (0.0, 1.0)
+    if backdrop.placement is not None:
+        return F.placed_overlay_figure(
+            picture, backdrop.placement, grid, state.opacity, cmap, title, value_label, unit, height
+        )
+    return F.overlay_figure(
+        picture, grid, state.opacity, cmap, title, value_label, zrange=unit, height=height
     )
+
+
+def _draw_baselines(
+    results: Results, objective: Objective, backdrop: Backdrop, image: int, state: CamState, built: Built
+) -> None:
+    """Rollout and Grad-CAM; without a classifier the Grad-CAM panel is hidden, not left empty."""
     for name, key, title in (
         (ids.CAM_ROLLOUT, "rollout", "Attention rollout"),
         (ids.CAM_GRADCAM, "gradcam", "Grad-CAM"),
     ):
         grid = results.optional(key)
-        built.figures[name] = (
-            F.overlay_figure(
-                picture, _unit(grid[image]), state.opacity, cmap, title, key, zrange=(0, 1), height=300
-            )
-            if grid is not None
-            else F.empty_figure(f"No {title.lower()} in this job.")
-        )
-    _draw_checks(results, summary, picture, image, (index, layer), state, built)
+        if grid is not None:
+            built.figures[name] = _overlay(backdrop, _unit(grid[image]), state, title, key, 300)
+        elif key == "gradcam" and not objective.has_classes:
+            built.hidden.add(name)
+        else:
+            built.figures[name] = F.empty_figure(f"No {title.lower()} in this job.")
+
+
+def _draw_top5(
+    results: Results, summary: dict[str, Any], objective: Objective, image: int, built: Built
+) -> None:
+    """The top-5 bars; a job without top-5 predictions (a backbone's) gets no panel at all."""
+    idx, prob = results.optional("top5_idx"), results.optional("top5_prob")
+    names, probs = top5_of(
+        summary, image, idx[image] if idx is not None else None, prob[image] if prob is not None else None
+    )
+    if names:
+        built.figures[ids.CAM_TOP5] = F.top5_bars(names, probs)
+    elif idx is None:
+        built.hidden.add(ids.CAM_TOP5)
+    else:
+        built.figures[ids.CAM_TOP5] = F.empty_figure("No predictions.")
+
+
+def _note_missing(objective: Objective, built: Built) -> None:
+    """The note (`ids.CAM_NO_CLASSIFIER`) naming the hidden class-based panels and why they are gone."""
+    gone = [title for name, title in CLASS_PANELS if name in built.hidden]
+    if not gone:
+        return
+    what = " and ".join(gone)
+    lead = (
+        f"No classifier: {what} {'need' if len(gone) > 1 else 'needs'} one ({objective.spec} is a backbone)."
+        if not objective.has_classes
+        else f"This job has no {what}."
+    )
+    built.notes.append(no_classifier_note(ids.CAM_NO_CLASSIFIER, lead, objective, CLASS_RESULTS))
 
 
 def _draw_checks(
     results: Results,
-    summary: dict[str, Any],
-    picture: np.ndarray | None,
+    backdrop: Backdrop,
     image: int,
     layer: tuple[int, int],
     state: CamState,
     built: Built,
 ) -> None:
-    """Top-5, the random-weights map and the rank correlations; `layer` is (index in cam, number)."""
+    """The random-weights map and the rank correlations; `layer` is (index in cam, number)."""
     index, number = layer
-    idx, prob = results.optional("top5_idx"), results.optional("top5_prob")
-    names, probs = top5_of(
-        summary, image, idx[image] if idx is not None else None, prob[image] if prob is not None else None
-    )
-    built.figures[ids.CAM_TOP5] = F.top5_bars(names, probs) if names else F.empty_figure("No predictions.")
     random = results.optional("cam_random")
     if random is not None:
-        built.figures[ids.CAM_RANDOM] = F.overlay_figure(
-            picture,
-            random[image, index],
-            state.opacity,
-            COLORMAPS[state.cmap],
-            f"Random weights · layer {number}",
-            "CAM",
-            zrange=(0, 1),
-            height=300,
-        )
+        title = f"Random weights · layer {number}"
+        built.figures[ids.CAM_RANDOM] = _overlay(backdrop, random[image, index], state, title, "CAM", 300)
     rank = results.optional("rank_corr")
     if rank is not None:
         built.figures[ids.CAM_RANK] = F.rank_corr_line(rank[image], index, built.layer_numbers)

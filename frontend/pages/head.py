@@ -4,7 +4,8 @@ Per-image attention comes from an attention-patterns job whose `detail_*` params
 and image, partial pruning from a head-importance job whose `partial_*` params name this head.
 When the selection differs from what the linked jobs hold, the page submits the same jobs with
 the new params (the API answers with the same id for a repeated spec, so revisits are cached)
-and writes the new ids into the URL.
+and writes the new ids into the URL. A backbone's partial pruning shows the cosine of its final CLS
+embedding to the unpruned one per mode; its top-5 panel gives way to a note.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from frontend import ids
 from frontend.api import ApiClient, ApiError, derive_job, get_client
 from frontend.components import field as labelled
 from frontend.components import page_header
+from frontend.objective import Objective, class_notes, objective_of
 from frontend.page import Graphs, ViewPage, Views
 from frontend.results import Results, class_name, uploaded_image
 from frontend.state import HeadsState, HeadState, patch_from_click, patch_of
@@ -290,6 +292,14 @@ def _attention(results: Results, state: HeadState, built: Built) -> None:
     )
 
 
+PARTIAL = {
+    "partial_target_prob": ("probability", "Partial pruning: probability of the class per mode"),
+    "partial_cls_cosine": ("cosine to unpruned CLS", "Partial pruning: CLS embedding cosine per mode"),
+}
+"""The value per pruning mode, by array: the class probability, else (a backbone's) the cosine of the
+final CLS embedding to the unpruned one."""
+
+
 @PAGE.part(
     "hi",
     (ids.HEAD_MODES, ids.HEAD_TOP5),
@@ -297,24 +307,56 @@ def _attention(results: Results, state: HeadState, built: Built) -> None:
 )
 def _pruning(results: Results, state: HeadState, built: Built) -> None:
     summary = results.summary
-    drop = results.array("accuracy_drop")
-    built.dims = (int(drop.shape[0]), int(drop.shape[1]))
+    objective = objective_of(summary)
+    built.dims = _dims(results)
     _image_options(results, summary, built)
-    target = results.optional("partial_target_prob")
+    built.notes += class_notes(
+        objective,
+        (ids.HEAD_NO_CLASSIFIER, ids.HEAD_PROBE),
+        "top-5 predictions and class probabilities per pruning mode need a classifier or labelled "
+        "images for a probe; the modes show the CLS embedding's cosine to the unpruned model instead",
+    )
+    if not objective.has_classes:
+        built.hidden.add(ids.HEAD_TOP5)
+    names = [n for n in PARTIAL if objective.has_classes or n == "partial_cls_cosine"]
+    name = next((n for n in names if results.optional(n) is not None), None)
     images = list(results.params.get("partial_images") or [0])
-    if target is None or state.image not in images:
+    if name is None or state.image not in images:
         built.figures[ids.HEAD_MODES] = F.empty_figure(
             "This job has no partial pruning for this head and image."
         )
         return
-    column = images.index(state.image)
-    modes = [str(m) for m in summary.get("modes") or [f"mode {i}" for i in range(len(target))]]
+    values, column = results.array(name), images.index(state.image)  # (modes, I)
+    modes = [str(m) for m in summary.get("modes") or [f"mode {i}" for i in range(len(values))]]
     mode = min(state.mode, len(modes) - 1)
-    built.figures[ids.HEAD_MODES] = F.pruning_modes(modes, target[:, column], mode)
-    top_idx, top_prob = results.array("partial_top5_idx"), results.array("partial_top5_prob")
-    names = [class_name(summary, int(i)) for i in top_idx[mode, column]]
+    built.figures[ids.HEAD_MODES] = F.pruning_modes(modes, values[:, column], mode, *PARTIAL[name])
+    if objective.has_classes:
+        _draw_top5(results, objective, modes, (mode, column), built)
+
+
+def _dims(results: Results) -> tuple[int, int]:
+    """(layers, heads) of the model: the summary's `model` block, else (results stored before that
+    block) the shape of the accuracy drop."""
+    model = results.model
+    if model is not None:
+        return model.layers, model.heads
+    drop = results.array("accuracy_drop")
+    return int(drop.shape[0]), int(drop.shape[1])
+
+
+def _draw_top5(
+    results: Results, objective: Objective, modes: list[str], at: tuple[int, int], built: Built
+) -> None:
+    """The top-5 classes under pruning mode `at[0]` for partial image column `at[1]`."""
+    top_idx, top_prob = results.optional("partial_top5_idx"), results.optional("partial_top5_prob")
+    if top_idx is None or top_prob is None:
+        built.figures[ids.HEAD_TOP5] = F.empty_figure("This job has no top-5 per pruning mode.")
+        return
+    mode, column = at
+    names = [class_name(results.summary, int(i)) for i in top_idx[mode, column]]
+    probe = " (linear probe)" if objective.name == "probe" else ""
     built.figures[ids.HEAD_TOP5] = F.top5_bars(
-        names, [float(p) for p in top_prob[mode, column]], f"Top-5 · {modes[mode]}"
+        names, [float(p) for p in top_prob[mode, column]], f"Top-5{probe} · {modes[mode]}"
     )
 
 

@@ -2,7 +2,9 @@
 
 Every view shows all L×H heads; clicking a head in any of them selects it in all of them (a red
 ring) and writes `layer`/`head` into the URL. Jobs: `hi` head-importance, `ap` attention-profile,
-`pat` attention-patterns; each view waits for its own job and says so.
+`pat` attention-patterns; each view waits for its own job and says so. The metric menu offers
+the metrics the importance job has: a backbone's are task-free (how far its features move), and a
+note says why the class-based ones are missing, or that they come from a linear probe.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from frontend import figures as F
 from frontend import ids
 from frontend.components import card, page_header
 from frontend.components import field as labelled
+from frontend.objective import PROBE, Objective, available_metrics, class_notes, objective_of
 from frontend.page import Graphs, ViewPage, Views
 from frontend.results import Results, class_name
 from frontend.state import METRICS, HeadsState, HeadState, head_from_click
@@ -37,9 +40,12 @@ CLICKABLE = (ids.HEADS_IMPORTANCE, ids.HEADS_PROB_AFTER, ids.HEADS_ENTROPY, ids.
 
 @dataclass
 class Built(Views):
-    """The figures of the page plus the image menu and a one-line summary."""
+    """The figures of the page plus the image menu, the metrics the importance job has (and the one
+    shown), and a one-line summary."""
 
     image_options: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    metric: str | None = None
     summary: list[Any] = field(default_factory=list)
 
 
@@ -57,11 +63,11 @@ def body(state: HeadsState, built: Built) -> list[Any]:
             "Metric",
             dcc.Dropdown(
                 id=ids.HEADS_METRIC,
-                options=[{"label": v, "value": k} for k, v in METRICS.items()],
-                value=state.metric,
+                options=metric_options(built),
+                value=built.metric or state.metric,
                 clearable=False,
             ),
-            class_name="w-220",
+            class_name="w-260",
         ),
         labelled(
             "Image",
@@ -89,6 +95,11 @@ def body(state: HeadsState, built: Built) -> list[Any]:
         PAGE.grid(built),
         card(html.Div(built.summary, id=ids.HEADS_SUMMARY), span=12, class_name="summary-card"),
     ]
+
+
+def metric_options(built: Built) -> list[dict[str, str]]:
+    """The metric menu: the metrics the importance job has (every one while it is not done)."""
+    return [{"label": METRICS[name], "value": name} for name in built.metrics or METRICS]
 
 
 def selection_caption(state: HeadsState) -> list[Any]:
@@ -128,12 +139,21 @@ def select(state: HeadsState, *values: Any) -> HeadsState | None:
 
 @PAGE.render(
     Output(ids.HEADS_IMAGE, "options"),
+    Output(ids.HEADS_METRIC, "options"),
+    Output(ids.HEADS_METRIC, "value"),
     Output(ids.HEADS_SELECTION, "children"),
     Output(ids.HEADS_SUMMARY, "children"),
 )
 def render(state: HeadsState, built: Built) -> tuple[Any, ...]:
-    """The image menu (kept while the importance job runs), the selection caption and the summary."""
-    return built.image_options or no_update, selection_caption(state), built.summary
+    """The image and metric menus (kept while the importance job runs), the selection caption and
+    the summary."""
+    return (
+        built.image_options or no_update,
+        metric_options(built) if built.metrics else no_update,
+        built.metric or no_update,
+        selection_caption(state),
+        built.summary,
+    )
 
 
 # -- drawing the views ------------------------------------------------------------------------------
@@ -146,30 +166,61 @@ def _clamp(state: HeadsState, shape: tuple[int, ...]) -> tuple[int, int]:
 @PAGE.part("hi", (ids.HEADS_IMPORTANCE, ids.HEADS_PROB_AFTER))
 def _importance(results: Results, state: HeadsState, built: Built) -> None:
     summary = results.summary
-    values = results.optional(state.metric)
+    objective = objective_of(summary)
+    built.metrics = available_metrics(summary, results.names)
+    metric = state.metric if state.metric in built.metrics or not built.metrics else built.metrics[0]
+    built.metric = metric
+    values = results.optional(metric)
     selected = _clamp(state, values.shape) if values is not None else None
     built.figures[ids.HEADS_IMPORTANCE] = (
-        F.importance_heatmap(values, METRICS[state.metric], selected)
+        F.importance_heatmap(values, METRICS[metric], selected)
         if values is not None
-        else F.empty_figure(f"This job has no “{METRICS[state.metric]}” (was it computed?)")
+        else F.empty_figure(f"This job has no “{METRICS[metric]}” (was it computed?)")
     )
-    prob_after = results.optional("prob_after")
+    _draw_after_pruning(results, summary, objective, state, built)
+    built.notes += class_notes(
+        objective,
+        (ids.HEADS_NO_CLASSIFIER, ids.HEADS_PROBE),
+        "class-based metrics need a classifier or labelled images for a probe; "
+        "the views show task-free metrics instead",
+    )
+    built.summary.append(_importance_summary(summary, objective))
+
+
+AFTER_PRUNING = {
+    "prob_after": ("probability", "Probability after pruning each head"),
+    "cls_cosine_after": ("cosine to unpruned CLS", "CLS embedding cosine after pruning each head"),
+}
+"""The per-image line of the view, by array: a class probability, else (a backbone's) the cosine of
+the final CLS embedding to the unpruned one."""
+
+
+def _draw_after_pruning(
+    results: Results, summary: dict[str, Any], objective: Objective, state: HeadsState, built: Built
+) -> None:
+    """The line of one image's value after pruning each head, and the image menu."""
+    name = next((n for n in AFTER_PRUNING if results.optional(n) is not None), None)
+    if name is None:
+        built.figures[ids.HEADS_PROB_AFTER] = F.empty_figure("This job has no values after pruning.")
+        return
+    after = results.array(name)  # (N, L, H)
     labels = results.optional("labels")
-    predictions = results.optional("predictions")
-    if prob_after is not None:
-        image = min(state.image, len(prob_after) - 1)
-        base = results.optional("prob_base")
-        built.figures[ids.HEADS_PROB_AFTER] = F.prob_after_line(
-            prob_after[image],
-            float(base[image]) if base is not None else None,
-            _clamp(state, prob_after.shape[1:]),
-            _image_label(summary, labels, predictions, image),
-        )
-        built.image_options = [
-            {"label": _image_label(summary, labels, predictions, i), "value": i}
-            for i in range(len(prob_after))
-        ]
-    built.summary.append(_importance_summary(summary))
+    # a backbone's predictions come from no head at all: they are not shown
+    predictions = results.optional("predictions") if objective.has_classes else None
+    image = min(state.image, len(after) - 1)
+    base = results.optional("prob_base") if name == "prob_after" else None
+    value_label, title = AFTER_PRUNING[name]
+    built.figures[ids.HEADS_PROB_AFTER] = F.prob_after_line(
+        after[image],
+        float(base[image]) if base is not None else None,
+        _clamp(state, after.shape[1:]),
+        _image_label(summary, labels, predictions, image),
+        value_label,
+        title,
+    )
+    built.image_options = [
+        {"label": _image_label(summary, labels, predictions, i), "value": i} for i in range(len(after))
+    ]
 
 
 def _image_label(
@@ -183,10 +234,12 @@ def _image_label(
     return " ".join(parts)
 
 
-def _importance_summary(summary: dict[str, Any]) -> html.Span:
+def _importance_summary(summary: dict[str, Any], objective: Objective) -> html.Span:
+    """Accuracy (a probe's counts the images it was fitted on, so it says so) and Taylor's Spearman."""
     bits = []
-    if "accuracy" in summary:
-        bits.append(f"accuracy {float(summary['accuracy']):.3f}")
+    if summary.get("accuracy") is not None:
+        whose = "probe accuracy (its training images included)" if objective.name == PROBE else "accuracy"
+        bits.append(f"{whose} {float(summary['accuracy']):.3f}")
     if summary.get("spearman") is not None:
         bits.append(f"Taylor vs exact Spearman ρ {float(summary['spearman']):.3f}")
     return html.Span(" · ".join(bits) or "", className="summary-bit")

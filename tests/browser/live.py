@@ -54,9 +54,11 @@ class LiveStack:
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=f"{self.api_url}/api/v1", timeout=30)
 
-    def submit(self, kind: str, inputs: dict[str, Any], params: dict[str, Any] | None = None) -> str:
-        """POST a job on the test model; return its id."""
-        body = {"kind": kind, "model": MODEL, "inputs": inputs, "params": params or {}}
+    def submit(
+        self, kind: str, inputs: dict[str, Any], params: dict[str, Any] | None = None, model: str = MODEL
+    ) -> str:
+        """POST a job (on the test model unless `model` names another); return its id."""
+        body = {"kind": kind, "model": model, "inputs": inputs, "params": params or {}}
         with self.http as http:
             response = http.post("/jobs", json=body)
         assert response.status_code == 202, response.text
@@ -74,6 +76,13 @@ class LiveStack:
                     pytest.fail(f"job {job_id} ({record['kind']}) failed: {record['error']}")
                 time.sleep(0.3)
         pytest.fail(f"job {job_id} not done after {timeout} s (worker log: {self.logs / 'worker.log'})")
+
+    def upload(self, name: str, data: bytes) -> str:
+        """POST an image file; return its id."""
+        with self.http as http:
+            response = http.post("/images", files={"file": (name, data, "image/png")})
+        assert response.status_code in (200, 201), response.text
+        return str(response.json()["id"])
 
     def has_kind(self, kind: str) -> bool:
         """True when this checkout's worker can run `kind` (some analyses land later than others)."""

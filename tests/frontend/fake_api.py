@@ -8,6 +8,13 @@ declared names, dims and dtypes, and a summary that validates against the kind's
 (with the common `model` block). `VALUES` and `SUMMARIES` make the values plausible per kind;
 a kind they do not name still gets schema-valid results. The browser tests use the real stack.
 
+A model spec naming a backbone (`imgfocus:dinov2-s`, or any spec containing `backbone`) has no
+classifier, as the real analyses see it: `LEFT_OUT` drops its class-based arrays (kept, with a
+linear probe, for head-importance on labelled images when `probe` is on), its summaries say so
+(`objective`, `metrics`, `left_out`, `probe`), and its `model` block has no labels. A classifier
+gets no task-free head-importance arrays. Eigen-CAM's `crop_boxes` place each analysed image in
+the picture it came from: an uploaded one's centre square, a built-in one's whole frame.
+
 Run it by hand for UI work: `python -m tests.frontend.fake_api 8000`.
 """
 
@@ -18,7 +25,7 @@ import io
 import json
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, Union, get_args, get_origin
@@ -95,6 +102,7 @@ def make_app(model: FakeModel | None = None) -> FastAPI:
         return [
             {"spec": "demo", "description": "the shipped demo ViT"},
             {"spec": "random:vit-micro", "description": "random weights, 2 layers"},
+            {"spec": BACKBONE, "description": "a DINOv2-S backbone (no classifier)"},
         ]
 
     @app.post("/api/v1/images")
@@ -141,7 +149,7 @@ def make_app(model: FakeModel | None = None) -> FastAPI:
     def _view(job_id: str) -> dict[str, Any]:
         record = state.jobs[job_id]
         done = state.polls[job_id] >= model.running_polls
-        names = sorted(results_for(record, model)) if done else []
+        names = sorted(results_for(record, model, state.blobs)) if done else []
         return {
             **record,
             "status": "done" if done else "running",
@@ -164,7 +172,7 @@ def make_app(model: FakeModel | None = None) -> FastAPI:
         record = state.jobs[job_id]
         if name == "summary":
             return summary_for(record, model)
-        arrays = results_for(record, model)
+        arrays = results_for(record, model, state.blobs)
         if name not in arrays:
             return _error(404, f"job {job_id} has no result {name!r}")
         buffer = io.BytesIO()
@@ -195,8 +203,44 @@ SIZES: dict[str, int] = {
     "width": 32,
 }
 """Sizes of the symbolic dims beyond the model's (L, H, N, h, w, LH, T, k, M); others get DEFAULT_SIZE."""
-KIND_SIZES: dict[str, dict[str, int]] = {"scanpath": {"height": 160, "width": 200}}
+KIND_SIZES: dict[str, dict[str, int]] = {"scanpath": {"height": 160, "width": 200}, "eigencam": {"k": 5}}
 DEFAULT_SIZE = 3
+UPLOADED_SIZE = (48, 64)
+"""(height, width) of an uploaded picture the fake does not hold (a test's made-up image id)."""
+
+BACKBONE = "imgfocus:dinov2-s"
+CLASSIFIER, PROBE, TASK_FREE = "classifier", "probe", "task-free"
+HEAD_CLASS_ARRAYS = (
+    "accuracy_drop",
+    "prob_drop",
+    "loss_change",
+    "taylor",
+    "taylor_raw",
+    "prob_after",
+    "prob_base",
+    "labels",
+    "predictions",
+    "partial_top5_idx",
+    "partial_top5_prob",
+    "partial_target_prob",
+)
+HEAD_TASK_FREE_ARRAYS = (
+    "cls_cosine_drop",
+    "patch_change",
+    "embedding_taylor",
+    "embedding_taylor_raw",
+    "cls_cosine_after",
+    "partial_cls_cosine",
+)
+CAM_CLASS_ARRAYS = ("top5_idx", "top5_prob", "gradcam", "rank_corr_gradcam")
+LEFT_OUT: dict[str, dict[str, tuple[str, ...]]] = {
+    "head-importance": {CLASSIFIER: HEAD_TASK_FREE_ARRAYS, PROBE: (), TASK_FREE: HEAD_CLASS_ARRAYS},
+    "eigencam": {CLASSIFIER: (), PROBE: CAM_CLASS_ARRAYS, TASK_FREE: CAM_CLASS_ARRAYS},
+}
+"""The declared arrays a kind leaves out, by objective (as the real analyses do)."""
+NO_CAM_CLASSES = (
+    "the model is a backbone without a classifier: there are no class scores to rank or differentiate"
+)
 
 
 @dataclass
@@ -205,10 +249,40 @@ class FakeJob:
 
     record: dict[str, Any]
     model: FakeModel
+    pictures: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def kind(self) -> Kind:
         return kinds.get(self.record["kind"])
+
+    @property
+    def backbone(self) -> bool:
+        """True for a model spec naming a checkpoint without a classification head."""
+        spec = str(self.record.get("model", ""))
+        return spec.startswith("imgfocus") or "backbone" in spec
+
+    @property
+    def no_probe(self) -> str | None:
+        """Why a backbone gets no linear probe (None when it gets one, or has a classifier)."""
+        inputs = self.record["inputs"]
+        if not self.backbone:
+            return None
+        if not self.params.get("probe", True):
+            return "the model has no classifier and probe=false"
+        if inputs.get("images") and not inputs.get("labels"):
+            return "the model has no classifier and the images have no labels for a probe"
+        return None
+
+    @property
+    def objective(self) -> str:
+        """Where the job's class numbers come from: classifier, probe or task-free."""
+        if not self.backbone:
+            return CLASSIFIER
+        return TASK_FREE if self.no_probe or self.kind.name != "head-importance" else PROBE
+
+    def produces(self, name: str) -> bool:
+        """Whether the job has declared array `name` (its objective may leave it out)."""
+        return name not in LEFT_OUT.get(self.kind.name, {}).get(self.objective, ())
 
     @property
     def params(self) -> dict[str, Any]:
@@ -261,9 +335,21 @@ class FakeJob:
             "patch_size": PATCH,
             "image_size": [h * PATCH, w * PATCH],
             "prefix_tokens": ["cls"],
-            "labels": LABELS,
-            "classifier": True,
+            "labels": [] if self.backbone else LABELS,
+            "classifier": not self.backbone,
         }
+
+    def original_size(self, index: int) -> tuple[int, int]:
+        """(height, width) of the picture input `index` came from: an uploaded one's (UPLOADED_SIZE when
+        the fake does not hold it), else the analysed size."""
+        images = self.record["inputs"].get("images")
+        if not images:
+            return self.sizes["height"], self.sizes["width"]
+        data = self.pictures.get(images[index])
+        if data is None:
+            return UPLOADED_SIZE
+        with Image.open(io.BytesIO(data)) as img:
+            return img.height, img.width
 
 
 Fill = Callable[[FakeJob, tuple[int, ...]], np.ndarray]
@@ -291,6 +377,20 @@ def _log_rings(job: FakeJob, shape: tuple[int, ...]) -> np.ndarray:
     return job.rng.uniform(0, np.log(job.sizes["R"]), shape)
 
 
+def _original_sizes(job: FakeJob, shape: tuple[int, ...]) -> np.ndarray:
+    return np.asarray([job.original_size(i) for i in range(shape[0])], dtype=np.int64)
+
+
+def _crop_boxes(job: FakeJob, shape: tuple[int, ...]) -> np.ndarray:
+    """The centre square of each picture (a shortest-edge resize, then a centre crop)."""
+    boxes = []
+    for height, width in (job.original_size(i) for i in range(shape[0])):
+        side = min(height, width)
+        x0, y0 = (width - side) / 2, (height - side) / 2
+        boxes.append([x0, y0, x0 + side, y0 + side])
+    return np.asarray(boxes, dtype=np.float32)
+
+
 BOXES = [[10, 10, 60, 50], [80, 20, 130, 70], [30, 90, 90, 140], [120, 100, 180, 150]]
 VALUES: dict[str, dict[str, Fill]] = {
     "head-importance": {
@@ -302,6 +402,10 @@ VALUES: dict[str, dict[str, Fill]] = {
         "predictions": _class_cycle(1),
         "partial_top5_idx": _fixed(np.arange(5)),
         "partial_top5_prob": lambda job, shape: np.sort(job.rng.uniform(0, 0.5, shape))[..., ::-1].copy(),
+        "cls_cosine_drop": _uniform(0, 0.2),
+        "patch_change": _uniform(0, 0.5),
+        "cls_cosine_after": _uniform(0.7, 1),
+        "partial_cls_cosine": _uniform(0.6, 1),
     },
     "attention-profile": {
         "ring_strength_patch": _uniform(0, 0.1),
@@ -331,6 +435,8 @@ VALUES: dict[str, dict[str, Fill]] = {
         "top5_idx": _fixed(np.arange(5)),
         "top5_prob": _fixed([0.5, 0.2, 0.1, 0.05, 0.01]),
         "labels": _class_cycle(0),
+        "crop_boxes": _crop_boxes,
+        "original_sizes": _original_sizes,
     },
     "scanpath": {
         "boxes": _fixed(np.array(BOXES, dtype=float)),
@@ -354,12 +460,17 @@ def _schema_valid(job: FakeJob, spec: ArraySpec, shape: tuple[int, ...]) -> np.n
     return job.rng.integers(0, 3, shape, dtype=np.int8 if spec.dtype == "int8" else np.int64)
 
 
-def results_for(record: dict[str, Any], m: FakeModel) -> dict[str, np.ndarray]:
-    """Every array the job's kind declares (optional ones included), of its declared dims and dtype."""
-    job = FakeJob(record, m)
+def results_for(
+    record: dict[str, Any], m: FakeModel, pictures: Mapping[str, bytes] | None = None
+) -> dict[str, np.ndarray]:
+    """Every array the job's kind declares (optional ones included) but those its objective leaves
+    out, of its declared dims and dtype; `pictures` are the uploaded files by id."""
+    job = FakeJob(record, m, pictures or {})
     tuned = VALUES.get(job.kind.name, {})
     out = {}
     for name, spec in job.kind.results.items():
+        if not job.produces(name):
+            continue
         fill = tuned.get(name) or tuned.get(name.rsplit("_", 1)[0])
         shape = job.shape(spec)
         out[name] = fill(job, shape) if fill else _schema_valid(job, spec, shape)
@@ -369,19 +480,59 @@ def results_for(record: dict[str, Any], m: FakeModel) -> dict[str, np.ndarray]:
 # -- summaries generated from the declaration ------------------------------------------------------
 
 
+PER_HEAD = (
+    "accuracy_drop",
+    "prob_drop",
+    "loss_change",
+    "layer_impact",
+    "taylor",
+    "cls_cosine_drop",
+    "patch_change",
+    "embedding_taylor",
+)
+"""The per-head (L, H) head-importance metrics, in the summary's order."""
+
+
 def _head_importance(job: FakeJob) -> dict[str, Any]:
     params = job.params
+    classes = job.objective != TASK_FREE
     return {
         "images": job.images,
-        "labelled": job.images,
-        "accuracy": 0.9,
+        **_coverage(job),
+        "probe": _probe(job) if job.objective == PROBE else None,
+        "labelled": job.images if classes else 0,
+        "accuracy": 0.9 if classes else None,
         "spearman": 0.7,
         "modes": MODES,
-        "label_names": LABELS,
+        "label_names": LABELS if classes else [],
         "dtype": params["dtype"],
         "partial_layer": params["partial_layer"] or 0,
         "partial_head": params["partial_head"] or 0,
         "partial_images": params["partial_images"],
+    }
+
+
+def _coverage(job: FakeJob) -> dict[str, Any]:
+    """`objective`, `metrics` (the per-head metrics present) and `left_out` (the others, with why)."""
+    why = "the model has a classifier: the task-free metrics are for backbones"
+    return {
+        "objective": job.objective,
+        "metrics": [name for name in PER_HEAD if job.produces(name)],
+        "left_out": {name: job.no_probe or why for name in PER_HEAD if not job.produces(name)},
+    }
+
+
+def _probe(job: FakeJob) -> dict[str, Any]:
+    test = job.images // 2
+    return {
+        "held_out_accuracy": 0.87,
+        "train_accuracy": 0.95,
+        "train_images": job.images - test,
+        "test_images": test,
+        "classes": LABELS,
+        "l2": 0.01,
+        "steps": 50,
+        "seed": job.params.get("seed", 0),
     }
 
 
@@ -413,11 +564,13 @@ def _attention_patterns(job: FakeJob) -> dict[str, Any]:
 
 def _eigencam(job: FakeJob) -> dict[str, Any]:
     top5 = [{"index": i, "label": f"class {i}", "prob": p} for i, p in enumerate([0.5, 0.2, 0.1, 0.05, 0.01])]
+    classes = job.objective == CLASSIFIER
     return {
         "images": job.images,
-        "labels": ["disk"] * job.images,
-        "label_names": LABELS,
-        "top5": [top5] * job.images,
+        "labels": ["disk" if classes else None] * job.images,
+        "label_names": LABELS if classes else [],
+        "top5": [top5] * job.images if classes else [],
+        "left_out": {} if classes else dict.fromkeys(CAM_CLASS_ARRAYS, NO_CAM_CLASSES),
         "grid": list(job.model.grid),
         "layers": list(range(job.model.layers)),
         "components": 1,

@@ -182,3 +182,19 @@ def test_job_state_round_trips_and_names_its_kind():
     assert JobState.from_search(state.search()) == state
     assert state.kind_of("job") == "token-norms" and state.job_ids() == {"job": HI}
     assert CamState(job=HI).kind_of("job") == "eigencam"
+
+
+def test_cam_state_draws_on_the_original_unless_the_link_asks_for_the_crop():
+    assert CamState.from_query({"job": HI}).picture is None  # old links: the original, the default
+    crop = CamState(job=HI, picture="crop")
+    assert "picture=crop" in crop.search()
+    assert CamState.from_search(crop.search()) == crop
+    assert "picture" not in CamState(job=HI).search()
+    assert CamState.from_query({"picture": "original"}).picture is None
+    odd = CamState.from_query({"picture": "negative"})
+    assert odd.picture is None and any("negative" in p for p in odd.problems)
+
+
+def test_the_task_free_metrics_are_valid_in_links():
+    assert HeadsState.from_query({"metric": "cls_cosine_drop"}).metric == "cls_cosine_drop"
+    assert HeadsState.from_query({"metric": "patch_change"}).problems == ()

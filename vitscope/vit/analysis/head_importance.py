@@ -1,19 +1,26 @@
 """Head importance by pruning: exact single-head ablation, partial pruning, Taylor estimate.
 
-For every head h (layer l), over a dataset (Li et al., TVCG 2023, §5.2):
-- exact ablation (head output gated to 0): top-1 accuracy drop, drop of the target-class
-  probability, loss change (cross-entropy against the target), and layer impact
-  ||Z_l(x) - Z_l(x; h=0)|| / ||Z_l(x)|| of the ablated layer's block output. The target is
-  the label where known, else the clean prediction (then "accuracy" is agreement with it);
-- partial pruning of one head in six modes (`MODES`), top-5 predictions under each;
-- the gradient (Taylor) estimate of Michel et al. (2019): E_x |dL(x)/d gate_h| with one gate
-  per image, normalised per layer by the L2 norm over the layer's heads, and its Spearman
-  correlation with the exact ranking.
+For every head h (layer l), over a dataset (Li et al., TVCG 2023, §5.2), what is measured depends
+on what the model is (`objective` in the summary):
+
+- a classifier (`"classifier"`), or a backbone with labelled images, scored through a linear probe
+  fitted on its CLS embeddings (`"probe"`, `vitscope.vit.analysis.probe`): exact ablation (head
+  output gated to 0) gives the top-1 accuracy drop, the drop of the target-class probability and
+  the loss change (cross-entropy against the target). The target is the label where known, else
+  the clean prediction (then "accuracy" is agreement with it). Partial pruning reports top-5
+  predictions; the Taylor estimate is Michel et al.'s (2019) E_x |dL(x)/d gate_h|, normalised per
+  layer by the L2 norm over the layer's heads;
+- a backbone (`"task-free"`, and alongside the probe's metrics): exact ablation gives the CLS
+  cosine drop, 1 - cos(e(x; h=0), e(x)) of the final CLS embedding e, and the patch change
+  ||F(x; h=0) - F(x)||_F / ||F(x)||_F of the final patch features F. Partial pruning reports the
+  CLS cosine to the clean embedding; the Taylor estimate is `embedding_taylor`'s;
+- always: the layer impact ||Z_l(x) - Z_l(x; h=0)|| / ||Z_l(x)|| of the ablated layer's output,
+  and partial pruning of one head in six modes (`MODES`).
 
 Speed comes from the schedule, not from more passes: one clean float32 pass per batch
 records the residual stream entering every block (and, with gates requiring grad, gives
-the Taylor gradients from one backward pass). Ablating a head of layer l cannot change
-anything before l, so every ablated run resumes from the cached stream at l, with the
+the Taylor gradients from backward passes of that one graph). Ablating a head of layer l cannot
+change anything before l, so every ablated run resumes from the cached stream at l, with the
 image x head copies folded into the batch and a per-copy gate zeroing one head:
 sum_l (L - l) blocks per head instead of L, in large batches. With `dtype="bfloat16"` the
 resumed passes run on a cast copy; copies whose top-1 decision is within the bfloat16 error
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -35,8 +42,10 @@ from vitscope.contracts.errors import UserError
 from vitscope.contracts.kinds.head_importance import HeadImportanceParams
 from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress, require_images, stream
 from vitscope.vit.analysis.precision import model_in
+from vitscope.vit.analysis.probe import ProbeFit, probe_on
 from vitscope.vit.data.inputs import ImageSource, SynthSource
 from vitscope.vit.models import LoadedModel, TokenLayout, intervene
+from vitscope.vit.models.probe import probe_head, with_probe
 
 log = logging.getLogger(__name__)
 
@@ -48,38 +57,61 @@ RECHECK_FACTOR = 4.0
 times the largest bfloat16-vs-float32 logit error of the batch's clean pass (a margin is a
 difference of two logits, each off by up to that error, and the resumed copies see new inputs)."""
 
+TAYLOR_PROBES = 4
+"""Random vectors per image of the task-free Taylor estimate (one backward pass each)."""
+
+CLASS_METRICS = ("accuracy_drop", "prob_drop", "loss_change", "taylor")
+EMBEDDING_METRICS = ("cls_cosine_drop", "patch_change", "embedding_taylor")
+PER_HEAD = (*CLASS_METRICS[:3], "layer_impact", CLASS_METRICS[3], *EMBEDDING_METRICS)
+"""The per-head (L, H) metrics a result may carry, in the summary's order."""
+
 
 @dataclass
 class AblationStats:
     """Per-image results of single-head ablation (N images, L layers, H heads).
 
-    `target` (N,) long: label, else clean prediction; `prob_base`, `loss_base` (N,) float and
-    `correct_base` (N,) bool of the clean model; `prob_after`, `loss_after` (N, L, H) float,
-    `correct_after` (N, L, H) bool and `impact` (N, L, H) layer impact with each head ablated.
+    `impact` (N, L, H) layer impact with each head ablated. With a class head: `target` (N,) long
+    (label, else clean prediction); `prob_base`, `loss_base` (N,) float and `correct_base` (N,) bool
+    of the clean model; `prob_after`, `loss_after` (N, L, H) float and `correct_after` (N, L, H)
+    bool. For a backbone: `cos_after` (N, L, H) cosine of the ablated CLS embedding to the clean
+    one and `patch_after` (N, L, H) the relative change of the final patch features.
     """
 
-    target: torch.Tensor
-    prob_base: torch.Tensor
-    loss_base: torch.Tensor
-    correct_base: torch.Tensor
-    prob_after: torch.Tensor
-    loss_after: torch.Tensor
-    correct_after: torch.Tensor
     impact: torch.Tensor
+    target: torch.Tensor | None = None
+    prob_base: torch.Tensor | None = None
+    loss_base: torch.Tensor | None = None
+    correct_base: torch.Tensor | None = None
+    prob_after: torch.Tensor | None = None
+    loss_after: torch.Tensor | None = None
+    correct_after: torch.Tensor | None = None
+    cos_after: torch.Tensor | None = None
+    patch_after: torch.Tensor | None = None
 
     @staticmethod
     def cat(parts: Sequence[AblationStats]) -> AblationStats:
-        """Concatenate per-batch stats along the image axis."""
-        return AblationStats(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(AblationStats)))
+        """Concatenate per-batch stats along the image axis (a field absent from the parts stays None)."""
+        optional = {}
+        for f in fields(AblationStats)[1:]:
+            values = [getattr(p, f.name) for p in parts]
+            optional[f.name] = None if values[0] is None else torch.cat(values)
+        return AblationStats(torch.cat([p.impact for p in parts]), **optional)
 
     def per_head(self) -> dict[str, torch.Tensor]:
-        """Dataset means per head, each (L, H): accuracy_drop, prob_drop, loss_change, layer_impact."""
-        return {
-            "accuracy_drop": self.correct_base.float().mean() - self.correct_after.float().mean(0),
-            "prob_drop": (self.prob_base[:, None, None] - self.prob_after).mean(0),
-            "loss_change": (self.loss_after - self.loss_base[:, None, None]).mean(0),
-            "layer_impact": self.impact.mean(0),
-        }
+        """Dataset means per head, each (L, H): accuracy_drop, prob_drop, loss_change (with a class head),
+        layer_impact, cls_cosine_drop and patch_change (for a backbone)."""
+        out = {}
+        if self.correct_after is not None:
+            assert self.correct_base is not None and self.prob_base is not None and self.loss_base is not None
+            assert self.prob_after is not None and self.loss_after is not None
+            out["accuracy_drop"] = self.correct_base.float().mean() - self.correct_after.float().mean(0)
+            out["prob_drop"] = (self.prob_base[:, None, None] - self.prob_after).mean(0)
+            out["loss_change"] = (self.loss_after - self.loss_base[:, None, None]).mean(0)
+        out["layer_impact"] = self.impact.mean(0)
+        if self.cos_after is not None and self.patch_after is not None:
+            out["cls_cosine_drop"] = (1 - self.cos_after).mean(0)
+            out["patch_change"] = self.patch_after.mean(0)
+        return out
 
 
 @dataclass
@@ -103,49 +135,179 @@ def score(logits: torch.Tensor, target: torch.Tensor) -> Scores:
 
 
 @dataclass
+class Outputs:
+    """What one pass gives: `logits` (n, C) float32 when the model has a class head (classifier or probe),
+    `features` (n, T, D) the final token features when it has no classifier; None otherwise."""
+
+    logits: torch.Tensor | None
+    features: torch.Tensor | None
+
+
+def read(lm: LoadedModel, pixels: torch.Tensor) -> Outputs:
+    """Run `lm` on pixels (n, 3, h, w), inside whatever `intervene` block is open; return its `Outputs`.
+
+    A probed backbone's logits come from the same pass as its features (one pass, both objectives).
+    """
+    if lm.has_classifier:
+        return Outputs(lm.forward(pixels).float(), None)
+    features = lm.features(pixels)
+    head = probe_head(lm)
+    logits = head(features[:, lm.layout.cls_index]) if head is not None else None
+    return Outputs(logits, features)
+
+
+def embedding_change(
+    layout: TokenLayout, features: torch.Tensor, clean: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """How far final token features (n, T, D) are from the clean ones (n, T, D): `cos` (n,) the cosine
+    of the CLS embeddings, `patch` (n,) ||patches - clean patches||_F / ||clean patches||_F."""
+    features, clean = features.float(), clean.float()
+    cls = layout.cls_index
+    cos = torch.nn.functional.cosine_similarity(features[:, cls], clean[:, cls], dim=-1)
+    ref = layout.patches(clean, 1).flatten(1)
+    patch = (layout.patches(features, 1).flatten(1) - ref).norm(dim=-1) / ref.norm(dim=-1)
+    return {"cos": cos, "patch": patch}
+
+
+@dataclass
 class CleanPass:
     """One batch's unablated float32 pass.
 
-    `logits` (B, C); `target` (B,); `residuals[l]` the stream entering block l and `outputs[l]`
-    block l's output, each (B, T, D); `taylor` (B, L, H) |dL/d gate| per image, or None.
+    `logits` (B, C) and `target` (B,) with a class head, `features` (B, T, D) for a backbone, else None;
+    `residuals[l]` the stream entering block l and `outputs[l]` block l's output, each (B, T, D);
+    `taylor` (B, L, H) |dL/d gate| per image, `embedding_taylor` (B, L, H) the task-free estimate
+    (see `embedding_taylor`), or None.
     """
 
-    logits: torch.Tensor
-    target: torch.Tensor
+    logits: torch.Tensor | None
+    target: torch.Tensor | None
     residuals: list[torch.Tensor]
     outputs: list[torch.Tensor]
     taylor: torch.Tensor | None
+    features: torch.Tensor | None = None
+    embedding_taylor: torch.Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        """Images in the batch."""
+        return self.residuals[0].shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the batch's tensors are."""
+        return self.residuals[0].device
 
 
-def clean_pass(lm: LoadedModel, pixels: torch.Tensor, labels: torch.Tensor, taylor: bool) -> CleanPass:
+def clean_pass(
+    lm: LoadedModel,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    taylor: bool,
+    probes: torch.Tensor | None = None,
+) -> CleanPass:
     """Run the unablated model on pixels (B, 3, h, w); labels (B,) with -1 = unknown (target = prediction).
 
-    With `taylor`, every image gets its own gates (B, L, H) of ones requiring grad and the summed
-    per-image losses are differentiated once: each image's gradient lands on its own gates.
+    With `taylor`, every image gets its own gates (B, L, H) of ones requiring grad and the graph is
+    differentiated once per estimate: each image's gradient lands on its own gates. `probes`
+    (K, B, D): the task-free estimate's random vectors (default: `taylor_probes` of positions 0..B-1).
     """
-    shape = (pixels.shape[0], lm.num_layers, lm.num_heads)
+    batch = pixels.shape[0]
+    shape = (batch, lm.num_layers, lm.num_heads)
     gates = torch.ones(shape, device=pixels.device, requires_grad=True) if taylor else None
     every = range(lm.num_layers)
     with (
         torch.set_grad_enabled(taylor),
         intervene(lm.parts, head_gates=gates, record_residuals=True, record_outputs=every) as rec,
     ):
-        logits = lm.forward(pixels).float()
-    target = torch.where(labels >= 0, labels, logits.detach().argmax(-1))
-    grads = None
-    if gates is not None:
-        loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
-        grads = torch.autograd.grad(loss, gates)[0].abs()
+        out = read(lm, pixels)
+    target = None if out.logits is None else torch.where(labels >= 0, labels, out.logits.detach().argmax(-1))
+    grads, estimate = _estimates(lm, out, target, gates, probes) if gates is not None else (None, None)
     residuals = [rec.residuals[layer].detach() for layer in every]
     outputs = [rec.outputs[layer].detach() for layer in every]
-    return CleanPass(logits.detach(), target, residuals, outputs, grads)
+    logits = None if out.logits is None else out.logits.detach()
+    features = None if out.features is None else out.features.detach().float()
+    return CleanPass(logits, target, residuals, outputs, grads, features, estimate)
+
+
+def _estimates(
+    lm: LoadedModel,
+    out: Outputs,
+    target: torch.Tensor | None,
+    gates: torch.Tensor,
+    probes: torch.Tensor | None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The Taylor estimates (B, L, H) of one clean pass `out` through `gates`: |dL/d gate| with a class
+    head, the task-free `embedding_taylor` for a backbone; None where there is none."""
+    grads = None
+    if out.logits is not None and target is not None:
+        grads = loss_gradients(out.logits, target, gates)
+    if out.features is None:
+        return grads, None
+    embedding = out.features[:, lm.layout.cls_index]
+    probes = taylor_probes(range(len(embedding)), embedding.shape[-1]) if probes is None else probes
+    return grads, embedding_taylor(embedding, gates, probes)
+
+
+def loss_gradients(logits: torch.Tensor, target: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+    """|dL/d gate| (B, L, H) per image of the cross-entropy of logits (B, C) against target (B,)."""
+    loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
+    return torch.autograd.grad(loss, gates, retain_graph=True)[0].abs()
+
+
+def embedding_taylor(embedding: torch.Tensor, gates: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
+    """Task-free Taylor estimate (B, L, H) of each head's CLS cosine drop, per image.
+
+    At the clean point the first-order change of 1 - cos is zero (cos is at its maximum), so the
+    estimate is second order: with J_h = de/dg_h the first-order change of the final CLS embedding
+    e (B, D) when gate h moves (zeroing it moves it by -1), 1 - cos(e - J_h, e) = ||P J_h||^2 /
+    (2 ||e||^2) + O(J^3), P the projection orthogonal to e (a change along e does not turn it).
+    ||P J_h||^2 is estimated Hutchinson-style, E_z[(z^T P J_h)^2] = ||P J_h||^2 for E[z z^T] = I,
+    averaged over the `probes` (K, B, D), one backward pass of the clean graph each (`gates` (B, L, H)).
+    """
+    e = embedding.detach().to(torch.promote_types(embedding.dtype, torch.float32))
+    norm = e.norm(dim=-1, keepdim=True)
+    unit = e / norm
+    total = torch.zeros_like(gates)
+    for z in probes.to(e.device, e.dtype):
+        v = (z - (z * unit).sum(-1, keepdim=True) * unit) / norm  # P z / ||e||: v^T J = z^T P J / ||e||
+        (grad,) = torch.autograd.grad((embedding * v.to(embedding.dtype)).sum(), gates, retain_graph=True)
+        total += grad.square()
+    return total / (2 * len(probes))
+
+
+def taylor_probes(indices: Iterable[int], width: int, seed: int = 0) -> torch.Tensor:
+    """Standard normal vectors (TAYLOR_PROBES, B, width) for the images at dataset `indices` (B,).
+
+    Each image's vectors come from a generator seeded by (seed, its index), so an image gets the
+    same vectors whatever batch it lands in and on whatever device the model runs.
+    """
+    rows = []
+    for index in indices:
+        state = int(np.random.SeedSequence([seed, int(index)]).generate_state(1)[0])
+        rows.append(torch.randn(TAYLOR_PROBES, width, generator=torch.Generator().manual_seed(state)))
+    return torch.stack(rows, 1)
+
+
+def measure(
+    lm: LoadedModel, clean: CleanPass, samples: torch.Tensor, out: Outputs
+) -> dict[str, torch.Tensor]:
+    """Per-copy outcomes (n,) of an ablated pass `out` of images `samples` (n,) against their clean pass:
+    prob, loss, correct, margin (with a class head) and cos, patch (for a backbone)."""
+    measured: dict[str, torch.Tensor] = {}
+    if out.logits is not None and clean.target is not None:
+        s = score(out.logits, clean.target[samples])
+        measured.update({f.name: getattr(s, f.name) for f in fields(Scores)})
+    if out.features is not None and clean.features is not None:
+        measured.update(embedding_change(lm.layout, out.features, clean.features[samples]))
+    return measured
 
 
 @torch.no_grad()
 def ablate_pairs(
     lm: LoadedModel, layer: int, clean: CleanPass, samples: torch.Tensor, heads: torch.Tensor
-) -> tuple[Scores, torch.Tensor]:
-    """Ablate head heads[i] of `layer` on image samples[i], resuming at `layer`; return (Scores, impact (n,)).
+) -> dict[str, torch.Tensor]:
+    """Ablate head heads[i] of `layer` on image samples[i], resuming at `layer`; return the `measure`
+    outcomes and `impact`, each (n,).
 
     The copies run as one batch in `lm`'s dtype, each with its own gates (n, L, H).
     """
@@ -154,29 +316,28 @@ def ablate_pairs(
     gates[torch.arange(n, device=samples.device), layer, heads] = 0
     hidden = clean.residuals[layer][samples].to(lm.dtype)
     with intervene(lm.parts, start=(layer, hidden), head_gates=gates, record_outputs=[layer]) as rec:
-        logits = lm.forward(lm.blank_pixels(n))
+        out = read(lm, lm.blank_pixels(n))
     ref = clean.outputs[layer][samples].float().flatten(1)
     impact = (rec.outputs[layer].float().flatten(1) - ref).norm(dim=-1) / ref.norm(dim=-1)
-    return score(logits, clean.target[samples]), impact
+    return {"impact": impact, **measure(lm, clean, samples, out)}
 
 
 class _Grid:
-    """Per-image ablation outcomes of one batch being filled in: (B, L, H) each."""
+    """Per-image ablation outcomes of one batch being filled in: name -> (B, L, H)."""
 
     def __init__(self, shape: tuple[int, int, int], device: torch.device) -> None:
-        self.prob = torch.empty(shape, device=device)
-        self.loss = torch.empty(shape, device=device)
-        self.impact = torch.empty(shape, device=device)
-        self.margin = torch.empty(shape, device=device)
-        self.correct = torch.empty(shape, dtype=torch.bool, device=device)
+        self.shape, self.device = shape, device
+        self.values: dict[str, torch.Tensor] = {}
 
     def fill(
-        self, layer: int, samples: torch.Tensor, heads: torch.Tensor, s: Scores, impact: torch.Tensor
+        self, layer: int, samples: torch.Tensor, heads: torch.Tensor, outcomes: Mapping[str, torch.Tensor]
     ) -> None:
-        """Store the outcomes of the copies (samples[i], layer, heads[i])."""
+        """Store the outcomes (n,) of the copies (samples[i], layer, heads[i])."""
         at = (samples, torch.full_like(samples, layer), heads)
-        self.prob[at], self.loss[at], self.correct[at], self.margin[at] = s.prob, s.loss, s.correct, s.margin
-        self.impact[at] = impact
+        for name, value in outcomes.items():
+            if name not in self.values:
+                self.values[name] = torch.empty(self.shape, dtype=value.dtype, device=self.device)
+            self.values[name][at] = value
 
 
 def _chunks(
@@ -198,33 +359,35 @@ def ablate_batch(
 ) -> tuple[AblationStats, int]:
     """Ablate every head on one batch, resumed passes in `fast`'s dtype; return (stats, copies re-checked).
 
-    `fast` is `lm` itself or a lower-precision copy; near-tie copies are re-run on `lm` when `recheck`.
+    `fast` is `lm` itself or a lower-precision copy; near-tie copies are re-run on `lm` when `recheck`
+    (decisions exist only with a class head: task-free outcomes are `fast`'s).
     """
-    batch = clean.logits.shape[0]
-    grid = _Grid((batch, lm.num_layers, lm.num_heads), clean.logits.device)
-    pairs = _all_pairs(batch, lm.num_heads, clean.logits.device)
+    grid = _Grid((clean.size, lm.num_layers, lm.num_heads), clean.device)
+    pairs = _all_pairs(clean.size, lm.num_heads, clean.device)
     for layer in range(lm.num_layers):
         for samples, heads in _chunks(*pairs, chunk_size):
-            grid.fill(layer, samples, heads, *ablate_pairs(fast, layer, clean, samples, heads))
-    rechecked = _recheck(lm, fast, clean, grid, chunk_size) if recheck and fast is not lm else 0
+            grid.fill(layer, samples, heads, ablate_pairs(fast, layer, clean, samples, heads))
+    decisions = "margin" in grid.values
+    rechecked = _recheck(lm, fast, clean, grid, chunk_size) if recheck and decisions and fast is not lm else 0
     return _stats(clean, grid), rechecked
 
 
 def _recheck(lm: LoadedModel, fast: LoadedModel, clean: CleanPass, grid: _Grid, chunk_size: int) -> int:
     """Re-run in float32 the copies whose decision margin is within the low-precision error; return how many."""
-    near = grid.margin.abs() <= RECHECK_FACTOR * _clean_error(fast, clean)
+    near = grid.values["margin"].abs() <= RECHECK_FACTOR * _clean_error(fast, clean)
     for layer in range(lm.num_layers):
         samples, heads = near[:, layer].nonzero(as_tuple=True)
         for s, h in _chunks(samples, heads, chunk_size):
-            grid.fill(layer, s, h, *ablate_pairs(lm, layer, clean, s, h))
+            grid.fill(layer, s, h, ablate_pairs(lm, layer, clean, s, h))
     return int(near.sum())
 
 
 @torch.no_grad()
 def _clean_error(fast: LoadedModel, clean: CleanPass) -> torch.Tensor:
     """Largest |logit| difference between `fast` and float32 on the clean batch, resumed at block 0."""
+    assert clean.logits is not None
     with intervene(fast.parts, start=(0, clean.residuals[0].to(fast.dtype))):
-        logits = fast.forward(fast.blank_pixels(clean.logits.shape[0]))
+        logits = fast.forward(fast.blank_pixels(clean.size))
     return (logits.float() - clean.logits).abs().max()
 
 
@@ -236,26 +399,36 @@ def naive_ablation(lm: LoadedModel, batches: Sequence[tuple[torch.Tensor, torch.
     fast path returns, computed without resuming, folding or re-checking.
     """
     cleans = [clean_pass(lm, pixels, labels, taylor=False) for pixels, labels in batches]
-    grids = [_Grid((c.logits.shape[0], lm.num_layers, lm.num_heads), c.logits.device) for c in cleans]
+    grids = [_Grid((c.size, lm.num_layers, lm.num_heads), c.device) for c in cleans]
     for layer in range(lm.num_layers):
         for head in range(lm.num_heads):
             gates = torch.ones(1, lm.num_layers, lm.num_heads, device=lm.device)
             gates[0, layer, head] = 0
             for (pixels, _), clean, grid in zip(batches, cleans, grids, strict=True):
                 with intervene(lm.parts, head_gates=gates, record_outputs=[layer]) as rec:
-                    logits = lm.forward(pixels)
+                    out = read(lm, pixels)
                 ref = clean.outputs[layer].flatten(1)
                 impact = (rec.outputs[layer].flatten(1) - ref).norm(dim=-1) / ref.norm(dim=-1)
                 samples = torch.arange(pixels.shape[0], device=pixels.device)
-                grid.fill(layer, samples, torch.full_like(samples, head), score(logits, clean.target), impact)
+                outcomes = {"impact": impact, **measure(lm, clean, samples, out)}
+                grid.fill(layer, samples, torch.full_like(samples, head), outcomes)
     return AblationStats.cat([_stats(c, g) for c, g in zip(cleans, grids, strict=True)])
 
 
 def _stats(clean: CleanPass, grid: _Grid) -> AblationStats:
+    v = grid.values
+    stats = AblationStats(v["impact"], cos_after=v.get("cos"), patch_after=v.get("patch"))
+    if clean.logits is None or clean.target is None:
+        return stats
     base = score(clean.logits, clean.target)
-    return AblationStats(
-        clean.target, base.prob, base.loss, base.correct, grid.prob, grid.loss, grid.correct, grid.impact
+    stats.target, stats.prob_base, stats.loss_base, stats.correct_base = (
+        clean.target,
+        base.prob,
+        base.loss,
+        base.correct,
     )
+    stats.prob_after, stats.loss_after, stats.correct_after = v["prob"], v["loss"], v["correct"]
+    return stats
 
 
 def partial_masks(layout: TokenLayout, n_heads: int, head: int) -> torch.Tensor:
@@ -280,30 +453,36 @@ def partial_masks(layout: TokenLayout, n_heads: int, head: int) -> torch.Tensor:
 
 @torch.no_grad()
 def partial_pruning(
-    lm: LoadedModel, pixels: torch.Tensor, target: torch.Tensor, layer: int, head: int
+    lm: LoadedModel, pixels: torch.Tensor, target: torch.Tensor | None, layer: int, head: int
 ) -> dict[str, torch.Tensor]:
     """Prune one head partially in every mode, all modes x images as one batch.
 
-    pixels (I, 3, h, w), target (I,); returns `partial_top5_idx`, `partial_top5_prob` (modes, I, 5)
-    and `partial_target_prob` (modes, I).
+    pixels (I, 3, h, w), target (I,) or None. With a class head returns `partial_top5_idx`,
+    `partial_top5_prob` (modes, I, 5) and `partial_target_prob` (modes, I); for a backbone
+    `partial_cls_cosine` (modes, I), the cosine of each pruned CLS embedding to the clean one.
     """
     modes, n = len(MODES), pixels.shape[0]
     scale = partial_masks(lm.layout_for((pixels.shape[-2], pixels.shape[-1])), lm.num_heads, head)
     scale = scale.to(pixels.device).repeat_interleave(n, 0)  # mode-major, like pixels.repeat below
     with intervene(lm.parts, attn_scale={layer: scale}):
-        logits = lm.forward(pixels.repeat(modes, 1, 1, 1))
-    probs = logits.float().softmax(-1).view(modes, n, -1)
-    top = probs.topk(min(5, probs.shape[-1]), dim=-1)
-    target_prob = probs.gather(-1, target.expand(modes, n)[..., None])[..., 0]
-    return {
-        "partial_top5_idx": top.indices,
-        "partial_top5_prob": top.values,
-        "partial_target_prob": target_prob,
-    }
+        out = read(lm, pixels.repeat(modes, 1, 1, 1))
+    result = {}
+    if out.logits is not None and target is not None:
+        probs = out.logits.softmax(-1).view(modes, n, -1)
+        top = probs.topk(min(5, probs.shape[-1]), dim=-1)
+        result["partial_top5_idx"], result["partial_top5_prob"] = top.indices, top.values
+        result["partial_target_prob"] = probs.gather(-1, target.expand(modes, n)[..., None])[..., 0]
+    if out.features is not None:
+        cls = lm.layout.cls_index
+        clean = lm.features(pixels)[:, cls].float()
+        pruned = out.features[:, cls].float().view(modes, n, -1)
+        result["partial_cls_cosine"] = torch.nn.functional.cosine_similarity(pruned, clean[None], dim=-1)
+    return result
 
 
 def taylor_importance(abs_grads: torch.Tensor, images: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """From summed per-image |dL/d gate| (L, H): (mean over images, the same normalised per layer), each (L, H).
+    """From per-image estimates summed over images (L, H): (their mean, the same normalised per layer),
+    each (L, H).
 
     The per-layer L2 normalisation is Michel et al.'s: heads compare within a layer.
     """
@@ -324,9 +503,11 @@ def labels_apply(lm: LoadedModel, source: ImageSource) -> bool:
     """Whether the source's labels are indices of the model's classes.
 
     SynthScenes labels are SynthScenes categories: they mean something only to a model whose
-    classes are those categories (the demo and random models); uploads are labelled by the
-    model's own class indices.
+    classes are those categories (the demo and random models, a probe fitted on SynthScenes);
+    uploads are labelled by the model's own class indices. A model without classes uses none.
     """
+    if not lm.labels:
+        return False
     if isinstance(source, SynthSource):
         from vitscope.vit.data.synthscenes import CATEGORIES
 
@@ -358,17 +539,26 @@ def _check(lm: LoadedModel, source: ImageSource, params: HeadImportanceParams) -
         raise UserError(f"partial_images {bad}: the dataset has images 0..{len(source) - 1}")
 
 
+def _summed(total: torch.Tensor | None, per_image: torch.Tensor | None) -> torch.Tensor | None:
+    """`total` (L, H) plus per_image (B, L, H) summed over images; None when there is nothing to add."""
+    if per_image is None:
+        return total
+    return per_image.sum(0) if total is None else total + per_image.sum(0)
+
+
 @dataclass
 class _Collected:
-    """What the batch loop keeps: per-batch stats, labels and predictions (B,), summed |grad| (L, H),
-    the partial-pruning images by dataset index (pixels (3, h, w), target ()), re-checked copies."""
+    """What the batch loop keeps: per-batch stats, labels and predictions (B,), the summed Taylor estimates
+    (L, H), the partial-pruning images by dataset index (pixels (3, h, w), target () or None), re-checked
+    copies."""
 
     wanted: frozenset[int]
     stats: list[AblationStats] = field(default_factory=list)
     labels: list[torch.Tensor] = field(default_factory=list)
     predictions: list[torch.Tensor] = field(default_factory=list)
     taylor: torch.Tensor | None = None
-    picked: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    embedding_taylor: torch.Tensor | None = None
+    picked: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
     rechecked: int = 0
 
     def add(
@@ -383,41 +573,81 @@ class _Collected:
         self.stats.append(ablated[0])
         self.rechecked += ablated[1]
         self.labels.append(labels)
-        self.predictions.append(clean.logits.argmax(-1))
-        if clean.taylor is not None:
-            summed = clean.taylor.sum(0)
-            self.taylor = summed if self.taylor is None else self.taylor + summed
+        if clean.logits is not None:
+            self.predictions.append(clean.logits.argmax(-1))
+        self.taylor = _summed(self.taylor, clean.taylor)
+        self.embedding_taylor = _summed(self.embedding_taylor, clean.embedding_taylor)
         for row, index in enumerate(indices.tolist()):
             if index in self.wanted:
-                self.picked[index] = (pixels[row].clone(), clean.target[row])  # not a view of the batch
+                target = None if clean.target is None else clean.target[row]
+                self.picked[index] = (pixels[row].clone(), target)  # not a view of the batch
 
 
 def run(
     lm: LoadedModel, source: ImageSource, params: HeadImportanceParams, progress: Progress = no_progress
 ) -> AnalysisResult:
-    """Head importance over `source`; returns the arrays and summary named in docs/CONTRACTS.md.
+    """Head importance over `source`; returns the arrays and summary declared in
+    `vitscope.contracts.kinds.head_importance` (docs/KINDS.md).
 
-    Arrays: accuracy_drop, prob_drop, loss_change, layer_impact, taylor, taylor_raw (L, H);
-    prob_after (N, L, H); prob_base, labels, predictions (N,); partial_top5_idx,
-    partial_top5_prob (modes, I, 5); partial_target_prob (modes, I).
+    Arrays, (L, H): layer_impact; accuracy_drop, prob_drop, loss_change, taylor, taylor_raw with a class
+    head (classifier or probe); cls_cosine_drop, patch_change, embedding_taylor, embedding_taylor_raw
+    for a backbone. (N, L, H): prob_after (class head), cls_cosine_after (backbone). (N,): prob_base,
+    labels, predictions (class head). Partial pruning: partial_top5_idx, partial_top5_prob
+    (modes, I, 5), partial_target_prob (modes, I) with a class head, partial_cls_cosine (modes, I)
+    for a backbone. The summary says which metrics are there and why the others are not.
     """
     _check(lm, source, params)
+    probing = not lm.has_classifier and params.probe  # the probe's embedding pass takes the first 5%
+    lm, probe, no_probe = _class_head(lm, source, params, progress)
     fast = model_in(lm, params.dtype)
     use_labels = labels_apply(lm, source)
-    if not use_labels:
+    if lm.labels and not use_labels:
         log.info("the dataset's labels are not classes of %s: scoring against its predictions", lm.spec)
     col = _Collected(frozenset(params.partial_images))
-    label = "ablated every head"
-    for batch in stream(source, params.batch_size, lm.input_geometry, progress, label, (0.0, 0.98)):
+    width = int(lm.model.config.hidden_size)
+    span = (0.05 if probing else 0.0, 0.98)
+    for batch in stream(source, params.batch_size, lm.input_geometry, progress, "ablated every head", span):
         pixels = lm.preprocess(batch.images)
         labels = _labels(batch.labels, use_labels, lm)
-        clean = clean_pass(lm, pixels, labels, params.taylor)
+        probes = None if lm.has_classifier else taylor_probes(batch.indices, width, params.seed)
+        clean = clean_pass(lm, pixels, labels, params.taylor, probes)
         ablated = ablate_batch(lm, fast, clean, params.chunk_size, params.recheck)
         col.add(batch.indices, pixels, clean, labels, ablated)
-    return _assemble(lm, col, params)
+    return _assemble(lm, col, params, probe, no_probe)
 
 
-def _assemble(lm: LoadedModel, col: _Collected, params: HeadImportanceParams) -> AnalysisResult:
+def _class_head(
+    lm: LoadedModel, source: ImageSource, params: HeadImportanceParams, progress: Progress
+) -> tuple[LoadedModel, ProbeFit | None, str | None]:
+    """The model to score: `lm` itself, or a backbone with a probe fitted on the labelled images.
+
+    Returns (model, the probe or None, why there is no class head or None).
+    """
+    if lm.has_classifier:
+        return lm, None, None
+    if not params.probe:
+        return lm, None, "the model has no classifier and probe=false"
+    fit = probe_on(lm, source, params.batch_size, params.seed, progress, (0.0, 0.05))
+    if isinstance(fit, str):
+        log.info("%s: no probe (%s)", lm.spec, fit)
+        return lm, None, fit
+    return with_probe(lm, fit.head), fit, None
+
+
+def _objective(lm: LoadedModel) -> str:
+    """Where the class metrics come from (the summary's `objective`)."""
+    if lm.has_classifier:
+        return "classifier"
+    return "task-free" if probe_head(lm) is None else "probe"
+
+
+def _assemble(
+    lm: LoadedModel,
+    col: _Collected,
+    params: HeadImportanceParams,
+    probe: ProbeFit | None,
+    no_probe: str | None,
+) -> AnalysisResult:
     """Turn the collected per-batch tensors into the result arrays and the JSON summary."""
     stats = AblationStats.cat(col.stats)
     labels = torch.cat(col.labels)
@@ -425,38 +655,95 @@ def _assemble(lm: LoadedModel, col: _Collected, params: HeadImportanceParams) ->
     per_head = stats.per_head()
     for name, value in per_head.items():
         result.add(name, value)
-    result.add("prob_after", stats.prob_after)
-    result.add("prob_base", stats.prob_base)
-    result.add("labels", labels)
-    result.add("predictions", torch.cat(col.predictions))
+    _per_image_arrays(result, stats, labels, col)
+    taylor = _taylor_results(result, col, per_head, len(labels))
+    partial = _partial_results(lm, result, col, params, per_head)
     labelled = labels >= 0
     result.summary = {
         "images": len(labels),
+        "objective": _objective(lm),
+        **_coverage(lm, result.arrays, params, no_probe),
+        "probe": probe.summary() if probe is not None else None,
         "labelled": int(labelled.sum()),
-        "accuracy": float(stats.correct_base[labelled].float().mean()) if labelled.any() else None,
-        "accuracy_drop": per_head["accuracy_drop"].tolist(),
+        "accuracy": _accuracy(stats.correct_base, labelled),
+        "accuracy_drop": per_head["accuracy_drop"].tolist() if "accuracy_drop" in per_head else None,
         "label_names": list(lm.labels),
         "dtype": params.dtype,
         "rechecked": col.rechecked,
-        **_taylor_results(result, col, per_head),
-        **_partial_results(lm, result, col, params, per_head["prob_drop"]),
+        **taylor,
+        **partial,
     }
     return result
 
 
-def _taylor_results(result: AnalysisResult, col: _Collected, per_head: dict[str, torch.Tensor]) -> dict:
-    """Add `taylor`, `taylor_raw` (L, H); return the summary's Spearman correlations with the exact metrics."""
-    if col.taylor is None:
-        return {"spearman": None, "spearman_detail": {}}
-    raw, normalised = taylor_importance(col.taylor, sum(len(s.target) for s in col.stats))
-    result.add("taylor", normalised)
-    result.add("taylor_raw", raw)
-    detail = {
-        f"{metric}{suffix}": spearman(estimate, per_head[metric])
-        for metric in ("loss_change", "prob_drop", "accuracy_drop")
-        for suffix, estimate in (("", normalised), ("_raw", raw))
+def _per_image_arrays(
+    result: AnalysisResult, stats: AblationStats, labels: torch.Tensor, col: _Collected
+) -> None:
+    """Add prob_after (N, L, H), prob_base, labels, predictions (N,) with a class head, cls_cosine_after
+    (N, L, H) for a backbone."""
+    if stats.prob_after is not None and stats.prob_base is not None:
+        result.add("prob_after", stats.prob_after)
+        result.add("prob_base", stats.prob_base)
+        result.add("labels", labels)
+        result.add("predictions", torch.cat(col.predictions))
+    if stats.cos_after is not None:
+        result.add("cls_cosine_after", stats.cos_after)
+
+
+def _accuracy(correct: torch.Tensor | None, labelled: torch.Tensor) -> float | None:
+    """Top-1 accuracy over the labelled images (N,) bool, from per-image correctness (N,); None without either."""
+    if correct is None or not labelled.any():
+        return None
+    return float(correct[labelled].float().mean())
+
+
+def _coverage(
+    lm: LoadedModel, arrays: Mapping[str, np.ndarray], params: HeadImportanceParams, no_probe: str | None
+) -> dict:
+    """The summary's `metrics` (the per-head metrics present) and `left_out` (the others, with why)."""
+    why: dict[str, str] = {}
+    if lm.has_classifier:
+        why = dict.fromkeys(
+            EMBEDDING_METRICS, "the model has a classifier: the task-free metrics are for backbones"
+        )
+    elif no_probe is not None:
+        why = dict.fromkeys(CLASS_METRICS, no_probe)
+    if not params.taylor:
+        why = {"taylor": "taylor=false", "embedding_taylor": "taylor=false", **why}
+    return {
+        "metrics": [name for name in PER_HEAD if name in arrays],
+        "left_out": {name: why.get(name, "not computed") for name in PER_HEAD if name not in arrays},
     }
-    return {"spearman": detail["loss_change"], "spearman_detail": detail}
+
+
+def _taylor_results(
+    result: AnalysisResult, col: _Collected, per_head: dict[str, torch.Tensor], images: int
+) -> dict:
+    """Add `taylor`, `taylor_raw` (the loss gradient, with a class head) and `embedding_taylor`,
+    `embedding_taylor_raw` (task-free, for a backbone), each (L, H); return the summary's Spearman
+    correlations of each estimate with the exact metrics (`_raw` keys: the unnormalised estimate).
+
+    `spearman` is the headline: the loss estimate (normalised) against the loss change with a class
+    head, else the raw task-free estimate (itself an estimate of the drop) against the CLS cosine drop.
+    """
+    detail: dict[str, float | None] = {}
+    headline = None
+    estimates = (
+        ("taylor", col.taylor, CLASS_METRICS[:3]),
+        ("embedding_taylor", col.embedding_taylor, EMBEDDING_METRICS[:2]),
+    )
+    for name, summed, exact in estimates:
+        if summed is None:
+            continue
+        raw, normalised = taylor_importance(summed, images)
+        result.add(name, normalised)
+        result.add(f"{name}_raw", raw)
+        for metric in exact:
+            detail[metric] = spearman(normalised, per_head[metric])
+            detail[f"{metric}_raw"] = spearman(raw, per_head[metric])
+        if headline is None:
+            headline = detail["loss_change"] if name == "taylor" else detail["cls_cosine_drop_raw"]
+    return {"spearman": headline, "spearman_detail": detail}
 
 
 def _partial_results(
@@ -464,17 +751,23 @@ def _partial_results(
     result: AnalysisResult,
     col: _Collected,
     params: HeadImportanceParams,
-    prob_drop: torch.Tensor,
+    per_head: dict[str, torch.Tensor],
 ) -> dict:
-    """Prune the chosen head partially on the picked images; add the partial_* arrays, return the summary keys."""
+    """Prune the chosen head partially on the picked images; add the partial_* arrays, return the summary keys.
+
+    The default head is the one whose ablation costs the most target probability (with a class head),
+    else the one that turns the CLS embedding most.
+    """
+    drop = per_head["prob_drop"] if "prob_drop" in per_head else per_head["cls_cosine_drop"]
     layer = params.partial_layer
     if layer is None:
-        layer = int(prob_drop.flatten().argmax()) // lm.num_heads
-    head = params.partial_head if params.partial_head is not None else int(prob_drop[layer].argmax())
+        layer = int(drop.flatten().argmax()) // lm.num_heads
+    head = params.partial_head if params.partial_head is not None else int(drop[layer].argmax())
     chosen = [col.picked[i] for i in params.partial_images]
     if chosen:
         pixels = torch.stack([p for p, _ in chosen])
-        target = torch.stack([t for _, t in chosen])
+        targets = [t for _, t in chosen if t is not None]
+        target = torch.stack(targets) if len(targets) == len(chosen) else None
         for name, value in partial_pruning(lm, pixels, target, layer, head).items():
             result.add(name, value)
     return {

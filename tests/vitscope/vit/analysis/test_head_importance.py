@@ -1,18 +1,26 @@
-"""Head importance: the fast schedule against the naive loop, gradients, partial pruning."""
+"""Head importance: the fast schedule against the naive loop, gradients, partial pruning; backbones
+task-free and through a probe."""
 
 import copy
 import dataclasses
+import io
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from tests.utils.models import micro
+from tests.utils.models import micro, micro_backbone
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.kinds.head_importance import HeadImportanceParams
+from vitscope.contracts.kinds import check_result
+from vitscope.contracts.kinds.head_importance import KIND, HeadImportanceParams
 from vitscope.vit.analysis import head_importance as hi
+from vitscope.vit.analysis import probe
 from vitscope.vit.analysis.precision import model_in
-from vitscope.vit.data.inputs import Batch, SynthSource
+from vitscope.vit.data.inputs import Batch, EncodedSource, SynthSource
+from vitscope.vit.data.synthscenes import CATEGORIES
+from vitscope.vit.models import load_model
+from vitscope.vit.models.probe import with_probe
 
 LABELS = np.array([0, 3, -1, 5, 1, -1, 2])  # -1: unlabelled, scored against the clean prediction
 
@@ -181,3 +189,222 @@ def test_synthscenes_labels_count_only_for_models_with_synthscenes_classes():
 def test_spearman_is_none_when_a_ranking_is_constant():
     assert hi.spearman(torch.arange(4.0), torch.ones(4)) is None
     assert hi.spearman(torch.arange(4.0), torch.arange(4.0) ** 3) == pytest.approx(1.0)
+
+
+# --- backbones: task-free metrics, a probe when the images are labelled --------------------------
+
+
+def unlabelled(n=5, seed=1):
+    images = np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    return ArraySource(images, np.full(n, -1))
+
+
+def by_hand(lm, pixels):
+    """Per image, layer and head (N, L, H): 1 - cos of the final CLS embedding and the relative change
+    of the final patch features, each head zeroed in one full forward."""
+    n_prefix, cls = lm.layout.n_prefix, lm.layout.cls_index
+    with torch.no_grad():
+        clean = lm.features(pixels)
+    drop = torch.empty(len(pixels), lm.num_layers, lm.num_heads)
+    patch = torch.empty_like(drop)
+    for layer in range(lm.num_layers):
+        for head in range(lm.num_heads):
+            gates = torch.ones(1, lm.num_layers, lm.num_heads)
+            gates[0, layer, head] = 0
+            with torch.no_grad(), hi.intervene(lm.parts, head_gates=gates):
+                ablated = lm.features(pixels)
+            a, c = ablated[:, cls], clean[:, cls]
+            drop[:, layer, head] = 1 - (a * c).sum(-1) / (a.norm(dim=-1) * c.norm(dim=-1))
+            diff = (ablated[:, n_prefix:] - clean[:, n_prefix:]).flatten(1).norm(dim=-1)
+            patch[:, layer, head] = diff / clean[:, n_prefix:].flatten(1).norm(dim=-1)
+    return drop, patch
+
+
+@pytest.mark.parametrize("family", ["vit", "dinov2-registers"])
+def test_task_free_metrics_equal_embeddings_compared_by_hand(family):
+    lm = micro_backbone(family)
+    src = unlabelled()
+    got = hi.run(lm, src, HeadImportanceParams(batch_size=2, chunk_size=3, taylor=False, partial_images=()))
+    drop, patch = by_hand(lm, batches_of(lm, src, 5)[0][0])
+    np.testing.assert_allclose(got.arrays["cls_cosine_after"], 1 - drop.numpy(), atol=1e-6)
+    np.testing.assert_allclose(got.arrays["cls_cosine_drop"], drop.mean(0).numpy(), atol=1e-6)
+    np.testing.assert_allclose(got.arrays["patch_change"], patch.mean(0).numpy(), atol=1e-6)
+    ref = hi.naive_ablation(lm, batches_of(lm, src, 5)).per_head()
+    np.testing.assert_allclose(got.arrays["layer_impact"], ref["layer_impact"].numpy(), atol=2e-6)
+    assert drop.min() > 0 and patch.min() > 1e-4  # every head moved the features
+    check_result(KIND, got.arrays, got.summary)
+
+
+def test_zeroing_a_head_whose_values_are_zero_changes_nothing():
+    lm = copy.deepcopy(micro_backbone("vit"))
+    layer, head = 1, 2
+    attention = lm.parts.attention[layer]
+    width = lm.model.config.hidden_size // lm.num_heads
+    with torch.no_grad():  # the head already outputs zero: gating it to zero is the identity
+        attention.v_proj.weight[head * width : (head + 1) * width] = 0
+        attention.v_proj.bias[head * width : (head + 1) * width] = 0
+    got = hi.run(lm, unlabelled(), HeadImportanceParams(batch_size=5, partial_images=()))
+    a = got.arrays
+    for name in ("cls_cosine_drop", "patch_change", "layer_impact", "embedding_taylor_raw"):
+        assert abs(a[name][layer, head]) < 1e-6, name
+        assert np.delete(a[name].ravel(), layer * lm.num_heads + head).min() > 1e-6, name
+    np.testing.assert_allclose(a["cls_cosine_after"][:, layer, head], 1, atol=1e-6)
+
+
+def test_task_free_taylor_is_the_second_order_change_of_the_cosine():
+    lm = model_in(micro_backbone("vit"), torch.float64)
+    (pixels, labels), *_ = batches_of(lm, unlabelled(3), 3)
+    width = lm.model.config.hidden_size
+    basis = width**0.5 * torch.eye(width, dtype=torch.float64)[:, None].expand(width, 3, width)
+    estimate = hi.clean_pass(lm, pixels, labels, taylor=True, probes=basis).embedding_taylor
+    cls, eps = lm.layout.cls_index, 1e-5
+    with torch.no_grad():
+        e = lm.features(pixels)[:, cls]
+    unit = e / e.norm(dim=-1, keepdim=True)
+    for layer in range(lm.num_layers):
+        for head in range(lm.num_heads):
+            moved = []
+            for sign in (1, -1):
+                gates = torch.ones(1, lm.num_layers, lm.num_heads, dtype=torch.float64)
+                gates[0, layer, head] += sign * eps
+                with torch.no_grad(), hi.intervene(lm.parts, head_gates=gates):
+                    moved.append(lm.features(pixels)[:, cls])
+            jac = (moved[0] - moved[1]) / (2 * eps)
+            turned = jac - (jac * unit).sum(-1, keepdim=True) * unit
+            second_order = turned.square().sum(-1) / (2 * e.square().sum(-1))
+            torch.testing.assert_close(estimate[:, layer, head].double(), second_order, rtol=1e-4, atol=1e-9)
+
+
+def test_task_free_taylor_ranks_heads_like_the_exact_drop():
+    got = hi.run(micro_backbone("vit"), unlabelled(8), HeadImportanceParams(batch_size=8, partial_images=()))
+    raw, drop = got.arrays["embedding_taylor_raw"], got.arrays["cls_cosine_drop"]
+    assert got.summary["spearman"] == got.summary["spearman_detail"]["cls_cosine_drop_raw"] > 0.5
+    np.testing.assert_allclose(raw, drop, rtol=0.5)  # an estimate of the drop itself, not just a ranking
+    np.testing.assert_allclose(np.linalg.norm(got.arrays["embedding_taylor"], axis=-1), 1, rtol=1e-5)
+
+
+def test_taylor_probes_of_an_image_do_not_depend_on_its_batch():
+    together = hi.taylor_probes(np.array([3, 4]), 8, seed=1)
+    assert together.shape == (hi.TAYLOR_PROBES, 2, 8)
+    torch.testing.assert_close(together[:, 1], hi.taylor_probes([4], 8, seed=1)[:, 0], rtol=0, atol=0)
+    assert not torch.equal(together[:, 1], hi.taylor_probes([4], 8, seed=2)[:, 0])
+
+
+def test_partial_pruning_of_a_backbone_reports_the_cls_cosine():
+    got = hi.run(
+        micro_backbone("vit"), unlabelled(), HeadImportanceParams(batch_size=5, partial_images=(0, 3))
+    )
+    cosine, summary = got.arrays["partial_cls_cosine"], got.summary
+    layer, head = summary["partial_layer"], summary["partial_head"]
+    assert cosine.shape == (len(hi.MODES), 2) and "partial_top5_idx" not in got.arrays
+    np.testing.assert_allclose(cosine[hi.MODES.index("none")], 1, atol=1e-6)
+    np.testing.assert_allclose(
+        cosine[hi.MODES.index("whole_head")], got.arrays["cls_cosine_after"][[0, 3], layer, head], atol=1e-6
+    )
+    drop = got.arrays["cls_cosine_drop"]  # default head: the one that turns the CLS embedding most
+    assert (layer, head) == np.unravel_index(drop.argmax(), drop.shape)
+
+
+def test_backbone_without_labels_leaves_out_the_class_metrics_and_says_why():
+    got = hi.run(micro_backbone("vit"), unlabelled(), HeadImportanceParams(batch_size=5))
+    summary = got.summary
+    assert summary["objective"] == "task-free" and summary["probe"] is None
+    assert summary["metrics"] == ["layer_impact", "cls_cosine_drop", "patch_change", "embedding_taylor"]
+    assert set(summary["left_out"]) == {"accuracy_drop", "prob_drop", "loss_change", "taylor"}
+    assert "no labels for a probe" in summary["left_out"]["accuracy_drop"]
+    assert not {"prob_after", "labels", "taylor_raw", "partial_target_prob"} & set(got.arrays)
+    assert summary["accuracy"] is None and summary["accuracy_drop"] is None and summary["label_names"] == []
+
+
+def test_too_few_labelled_images_fit_no_probe():
+    got = hi.run(micro_backbone("vit"), source(), HeadImportanceParams(batch_size=7, taylor=False))
+    assert got.summary["objective"] == "task-free"
+    assert "only 5 images are labelled" in got.summary["left_out"]["prob_drop"]
+    assert got.summary["left_out"]["embedding_taylor"] == "taylor=false"
+
+
+@pytest.fixture(scope="module")
+def probed_result():
+    """A micro ViT backbone on 16 labelled SynthScenes images: a probe gives the class metrics."""
+    params = HeadImportanceParams(batch_size=8, chunk_size=12, partial_images=(1, 5))
+    return hi.run(micro_backbone("vit"), SynthSource(16), params)
+
+
+def test_backbone_with_labelled_synthscenes_is_scored_through_a_probe(probed_result):
+    arrays, summary = probed_result.arrays, probed_result.summary
+    probe = summary["probe"]
+    assert summary["objective"] == "probe" and summary["left_out"] == {}
+    assert probe["classes"] == list(CATEGORIES) == summary["label_names"]
+    assert probe["train_images"] + probe["test_images"] == 16 == summary["labelled"]
+    assert 0 <= probe["held_out_accuracy"] <= 1 and probe["train_accuracy"] == 1.0
+    assert {"accuracy_drop", "taylor", "cls_cosine_drop", "partial_top5_idx", "partial_cls_cosine"} <= set(
+        arrays
+    )
+    assert summary["spearman"] == summary["spearman_detail"]["loss_change"]
+    check_result(KIND, arrays, summary)
+
+
+def test_probe_class_metrics_equal_the_naive_loop_on_the_probed_model(probed_result):
+    lm = micro_backbone("vit")
+    fit = probe.probe_on(lm, SynthSource(16), 8, 0, lambda *_: None, (0, 1))
+    probed = with_probe(lm, fit.head)
+    src = SynthSource(16)
+    batches = [(lm.preprocess(b.images), torch.as_tensor(b.labels)) for b in src.batches(8, (32, 32))]
+    ref = hi.naive_ablation(probed, batches)
+    for name, value in ref.per_head().items():
+        np.testing.assert_allclose(probed_result.arrays[name], value.numpy(), atol=2e-6, err_msg=name)
+    np.testing.assert_allclose(probed_result.arrays["prob_after"], ref.prob_after.numpy(), atol=2e-6)
+    assert np.abs(probed_result.arrays["prob_drop"]).max() > 1e-4
+
+
+def test_bfloat16_probe_keeps_float32_accuracy_drops_and_close_task_free_metrics(probed_result):
+    params = HeadImportanceParams(batch_size=8, chunk_size=12, partial_images=(1, 5), dtype="bfloat16")
+    half = hi.run(micro_backbone("vit"), SynthSource(16), params)
+    np.testing.assert_array_equal(half.arrays["accuracy_drop"], probed_result.arrays["accuracy_drop"])
+    for name in ("cls_cosine_drop", "patch_change"):
+        exact = probed_result.arrays[name]
+        np.testing.assert_allclose(half.arrays[name], exact, atol=0.02 * exact.max(), err_msg=name)
+
+
+@pytest.mark.parametrize("dataset", ["unlabelled", "synthscenes"])
+def test_identical_backbone_runs_give_identical_results(dataset):
+    src = unlabelled(6) if dataset == "unlabelled" else SynthSource(12, seed=3)
+    params = HeadImportanceParams(batch_size=4, chunk_size=5, partial_images=(2,))
+    first, second = (hi.run(micro_backbone("vit"), src, params) for _ in range(2))
+    assert first.arrays.keys() == second.arrays.keys() and first.summary == second.summary
+    for name, value in first.arrays.items():
+        np.testing.assert_array_equal(value, second.arrays[name], err_msg=name)
+    assert first.summary["objective"] == ("task-free" if dataset == "unlabelled" else "probe")
+
+
+def test_classifier_summary_says_the_task_free_metrics_are_for_backbones(vit_result):
+    summary = vit_result.summary
+    assert summary["objective"] == "classifier" and summary["probe"] is None
+    assert set(summary["left_out"]) == {"cls_cosine_drop", "patch_change", "embedding_taylor"}
+    assert "classifier" in summary["left_out"]["patch_change"]
+    assert not {"cls_cosine_after", "partial_cls_cosine"} & set(vit_result.arrays)
+    check_result(KIND, vit_result.arrays, summary)
+
+
+@pytest.mark.slow
+def test_dinov2_small_backbone_gets_task_free_metrics_only():
+    lm = load_model("imgfocus:dinov2-s")
+    assert not lm.has_classifier
+    rendered = next(SynthSource(4, seed=5).batches(4, (224, 224))).images
+    blobs = [png(image) for image in rendered]
+    src = EncodedSource([lambda b=b: b for b in blobs], None, [f"{i}.png" for i in range(4)])
+    got = hi.run(lm, src, HeadImportanceParams(batch_size=4, chunk_size=96, partial_images=(0,)))
+    arrays, summary = got.arrays, got.summary
+    assert arrays["cls_cosine_drop"].shape == arrays["patch_change"].shape == (12, 6)
+    assert arrays["cls_cosine_after"].shape == (4, 12, 6) and arrays["partial_cls_cosine"].shape == (6, 1)
+    assert not {"accuracy_drop", "prob_drop", "loss_change", "taylor", "prob_after", "labels"} & set(arrays)
+    assert summary["objective"] == "task-free"
+    assert set(summary["left_out"]) == {"accuracy_drop", "prob_drop", "loss_change", "taylor"}
+    assert summary["spearman"] is not None and summary["spearman"] > 0.5
+    check_result(KIND, arrays, summary)
+
+
+def png(image):
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()

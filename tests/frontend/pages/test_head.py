@@ -1,0 +1,62 @@
+"""/head against the fake API: a backbone's partial pruning shows the CLS cosine per mode, its top-5
+panel is gone and a note says why; a classifier's page is as before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from dash import Dash
+
+from frontend import ids
+from frontend.api import ApiClient
+from frontend.state import HeadState
+from tests.frontend.fake_api import BACKBONE
+from tests.utils.components import find, text_of
+
+DATA = {"dataset": "synthscenes:6:seed=0"}
+
+
+def built_for(api: ApiClient, model: str, **params: Any) -> tuple[HeadState, Any]:
+    from frontend.pages import head
+
+    hi = str(api.submit("head-importance", model, DATA, params)["id"])
+    state, _ = head.derive(api, HeadState(hi=hi, layer=1, head=2, mode=1))
+    return state, head.build(api, state, set(state.job_ids().values()))
+
+
+def test_a_backbone_prunes_by_the_cls_cosine_and_has_no_top5_panel(dash_app: Dash, api: ApiClient) -> None:
+    from frontend.pages import head
+
+    state, built = built_for(api, BACKBONE, probe=False)
+    assert built.dims == (3, 4)  # from the model block: there is no accuracy_drop to measure
+    modes = built.figures[ids.HEAD_MODES]
+    assert "CLS embedding cosine per mode" in modes.layout.title.text
+    expected = api.result(state.hi or "", "partial_cls_cosine")[:, 0]
+    np.testing.assert_allclose(modes.data[0].y, expected)
+    assert built.hidden == {ids.HEAD_TOP5}
+    assert find(head.body(state, built), ids.card(ids.HEAD_TOP5)).style == {"display": "none"}
+    [note] = built.notes
+    assert note.id == ids.HEAD_NO_CLASSIFIER
+    assert f"No classifier: this model is a backbone ({BACKBONE})" in text_of(note)
+    assert "top-5 predictions" in text_of(note)
+
+
+def test_a_probe_draws_its_top5_and_says_so(dash_app: Dash, api: ApiClient) -> None:
+    _state, built = built_for(api, BACKBONE)
+    assert not built.hidden and built.notes[0].id == ids.HEAD_PROBE
+    assert "linear probe" in built.figures[ids.HEAD_TOP5].layout.title.text
+    assert "probability" in built.figures[ids.HEAD_MODES].layout.title.text
+
+
+def test_a_classifier_keeps_its_top5_and_class_probabilities(dash_app: Dash, api: ApiClient) -> None:
+    from frontend.pages import head
+
+    state, built = built_for(api, "demo")
+    assert not built.hidden and not built.notes
+    assert (
+        built.figures[ids.HEAD_MODES].layout.title.text
+        == "Partial pruning: probability of the class per mode"
+    )
+    assert list(built.figures[ids.HEAD_TOP5].data[0].y)[-1] == "disk"
+    assert find(head.body(state, built), ids.card(ids.HEAD_TOP5)).style == {}
