@@ -408,3 +408,33 @@ def png(image):
     out = io.BytesIO()
     Image.fromarray(image).save(out, format="PNG")
     return out.getvalue()
+
+
+def test_a_probe_on_a_zip_of_three_classes_keeps_the_schema():
+    """An ImageFolder zip of 3 classes on a backbone: probe metrics, top-k of only 3 classes."""
+    import zipfile
+
+    from vitscope.contracts.jobs import normalize_job
+    from vitscope.vit.analysis import registry
+
+    lm = micro_backbone("vit")
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for c, name in enumerate(("dark", "mid", "light")):
+            for i in range(4):
+                pixels = np.full((32, 32, 3), 40 + 80 * c, np.uint8) + rng.integers(
+                    0, 20, (32, 32, 3), np.uint8
+                )
+                png = io.BytesIO()
+                Image.fromarray(pixels).save(png, format="PNG")
+                archive.writestr(f"{name}/{i}.png", png.getvalue())
+    zip_id = "0" * 64
+    spec = normalize_job({"kind": "head-importance", "model": "demo", "inputs": {"zip": zip_id}})
+    result = registry.execute(lm, spec, {zip_id: buffer.getvalue()}.__getitem__, lambda *_: None)
+    assert result.summary["objective"] == "probe" and result.summary["probe"]["classes"] == [
+        "dark",
+        "light",
+        "mid",
+    ]
+    assert result.arrays["partial_top5_idx"].shape[-1] == 3 and "accuracy_drop" in result.arrays

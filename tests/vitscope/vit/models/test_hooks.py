@@ -233,16 +233,15 @@ def test_gates_carry_gradients_for_taylor_importance():
 
 
 def test_half_precision_capture_matches_eager_to_bfloat16_rounding():
-    lm = micro("vit")
+    lm = copy.deepcopy(
+        micro("vit")
+    )  # the micro models are shared: a round trip through bf16 would round them
     x = pixels(lm).to(torch.bfloat16)
     lm.to("cpu", torch.bfloat16)
-    try:
-        with torch.no_grad():
-            _, ref_attn = eager_reference(lm, x)
-            with intervene(lm.parts, capture=True) as rec:
-                lm.forward(x)
-    finally:
-        lm.to("cpu", torch.float32)
+    with torch.no_grad():
+        _, ref_attn = eager_reference(lm, x)
+        with intervene(lm.parts, capture=True) as rec:
+            lm.forward(x)
     for layer, probs in rec.attentions.items():
         assert probs.dtype == torch.bfloat16
         torch.testing.assert_close(probs.float(), ref_attn[layer].float(), atol=2e-2, rtol=0)
