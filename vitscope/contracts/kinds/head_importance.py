@@ -166,7 +166,10 @@ KIND = Kind(
         "labels": ArraySpec(("N",), "int", "label per image, -1 unknown (with classes)", optional=True),
         "predictions": ArraySpec(("N",), "int", "top-1 class of the unpruned model", optional=True),
         "partial_top5_idx": ArraySpec(
-            ("modes", "I", "k"), "int", "top classes per partial mode (k = 5, or every class when fewer)", optional=True
+            ("modes", "I", "k"),
+            "int",
+            "top classes per partial mode (k = 5, or every class when fewer)",
+            optional=True,
         ),
         "partial_top5_prob": ArraySpec(("modes", "I", "k"), "float", optional=True),
         "partial_target_prob": ArraySpec(("modes", "I"), "float", optional=True),
