@@ -203,7 +203,11 @@ SIZES: dict[str, int] = {
     "width": 32,
 }
 """Sizes of the symbolic dims beyond the model's (L, H, N, h, w, LH, T, k, M); others get DEFAULT_SIZE."""
-KIND_SIZES: dict[str, dict[str, int]] = {"scanpath": {"height": 160, "width": 200}, "eigencam": {"k": 5}}
+KIND_SIZES: dict[str, dict[str, int]] = {
+    "scanpath": {"height": 160, "width": 200},
+    "eigencam": {"k": 5},
+    "head-importance": {"k": 5},
+}
 DEFAULT_SIZE = 3
 UPLOADED_SIZE = (48, 64)
 """(height, width) of an uploaded picture the fake does not hold (a test's made-up image id)."""
