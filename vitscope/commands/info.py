@@ -68,7 +68,7 @@ def run_eval(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise UserError(f"--dataset: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from exc
     lm = load_model(args.model, resolve_device(args.device))
-    if not lm.has_classifier:
+    if not lm.classifier:
         raise UserError(f"{args.model} is a backbone without a classifier: top-1 accuracy needs one")
     source = open_source(inputs, _no_uploads, lm.labels)
     with ProgressBar() as progress:

@@ -317,9 +317,9 @@ class Settings:
         return cls(
             layers=tuple(layer % n for layer in layers),
             # Grad-CAM needs a class score: a backbone has none (never a number from an invented head)
-            gradcam_layer=gl if params.baselines and lm.has_classifier else None,
+            gradcam_layer=gl if params.baselines and lm.classifier else None,
             rollout=params.baselines,
-            classifier=lm.has_classifier,
+            classifier=lm.classifier,
             components=2 if params.second_component else 1,
             sign_rule=params.sign_rule,
             relu=params.relu,
@@ -436,23 +436,28 @@ def rank_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def cascade_projections(
-    lm: LoadedModel, random_lm: LoadedModel, pixels: torch.Tensor, settings: Settings
+    lm: LoadedModel, random_lm: LoadedModel, pixels: torch.Tensor, settings: Settings, batch_size: int
 ) -> np.ndarray:
     """Eigen-CAM projections under cascading randomization (Adebayo et al. 2018): (B, L + 1, layers, P).
 
     Step s has the top s blocks of `lm` replaced by `random_lm`'s (step 0 is the trained model,
-    step L the whole stack), on a private copy of the weights; the maps keep their own sign rule,
-    so compare them orientation-invariantly (|projection|).
+    step L the whole stack), on one private copy of the weights; the maps keep their own sign rule,
+    so compare them orientation-invariantly. `pixels` go through in chunks of `batch_size`.
     """
     model = copy.deepcopy(lm.model)
     work = replace(lm, model=model, parts=_same_parts(lm.model, model, lm.parts))
     plain = replace(settings, gradcam_layer=None, rollout=False, components=1)
-    steps = [analyse_batch(work, pixels, plain).eigen.projection[:, :, 0]]
+
+    def projections() -> torch.Tensor:
+        chunks = pixels.split(batch_size)
+        return torch.cat([analyse_batch(work, chunk, plain).eigen.projection[:, :, 0] for chunk in chunks])
+
+    steps = [projections()]
     for block, random_block in zip(
         reversed(work.parts.blocks), reversed(random_lm.parts.blocks), strict=True
     ):
         block.load_state_dict(random_block.state_dict())
-        steps.append(analyse_batch(work, pixels, plain).eigen.projection[:, :, 0])
+        steps.append(projections())
     return torch.stack(steps, 1).float().cpu().numpy()
 
 
@@ -514,17 +519,17 @@ def run(
     random_lm = randomized_copy(lm, params.random_seed) if params.sanity_check else None
     chunks: dict[str, list[Any]] = defaultdict(list)
     progress(0.0, "Eigen-CAM")
-    cascaded = 0
+    cascade_inputs: list[torch.Tensor] = []  # the first sanity_images, for one cascade after the pass
     for batch in stream(source, params.batch_size, lm.input_geometry, progress, "Eigen-CAM"):
         pixels = lm.preprocess(batch.images)
         _collect(chunks, "", analyse_batch(lm, pixels, settings), batch, settings.classifier)
         if random_lm is not None:
             _collect(chunks, "_random", analyse_batch(random_lm, pixels, settings), None)
-            if cascaded < params.sanity_images:
-                chunk = pixels[: params.sanity_images - cascaded]
-                chunks["cascade"].append(cascade_projections(lm, random_lm, chunk, settings))
-                cascaded += len(chunk)
+            cascade_inputs.append(pixels[: params.sanity_images - sum(len(p) for p in cascade_inputs)])
     arrays = {name: np.concatenate(parts) for name, parts in chunks.items()}
+    if random_lm is not None:
+        cascade_pixels = torch.cat(cascade_inputs)
+        arrays["cascade"] = cascade_projections(lm, random_lm, cascade_pixels, settings, params.batch_size)
     return _result(lm, settings, params, arrays)
 
 

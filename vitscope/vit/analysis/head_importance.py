@@ -148,7 +148,7 @@ def read(lm: LoadedModel, pixels: torch.Tensor) -> Outputs:
 
     A probed backbone's logits come from the same pass as its features (one pass, both objectives).
     """
-    if lm.has_classifier:
+    if lm.classifier:
         return Outputs(lm.forward(pixels).float(), None)
     features = lm.features(pixels)
     head = probe_head(lm)
@@ -597,7 +597,7 @@ def run(
     for a backbone. The summary says which metrics are there and why the others are not.
     """
     _check(lm, source, params)
-    probing = not lm.has_classifier and params.probe  # the probe's embedding pass takes the first 5%
+    probing = not lm.classifier and params.probe  # the probe's embedding pass takes the first 5%
     lm, probe, no_probe = _class_head(lm, source, params, progress)
     fast = model_in(lm, params.dtype)
     use_labels = labels_apply(lm, source)
@@ -609,7 +609,7 @@ def run(
     for batch in stream(source, params.batch_size, lm.input_geometry, progress, "ablated every head", span):
         pixels = lm.preprocess(batch.images)
         labels = _labels(batch.labels, use_labels, lm)
-        probes = None if lm.has_classifier else taylor_probes(batch.indices, width, params.seed)
+        probes = None if lm.classifier else taylor_probes(batch.indices, width, params.seed)
         clean = clean_pass(lm, pixels, labels, params.taylor, probes)
         ablated = ablate_batch(lm, fast, clean, params.chunk_size, params.recheck)
         col.add(batch.indices, pixels, clean, labels, ablated)
@@ -623,7 +623,7 @@ def _class_head(
 
     Returns (model, the probe or None, why there is no class head or None).
     """
-    if lm.has_classifier:
+    if lm.classifier:
         return lm, None, None
     if not params.probe:
         return lm, None, "the model has no classifier and probe=false"
@@ -636,7 +636,7 @@ def _class_head(
 
 def _objective(lm: LoadedModel) -> str:
     """Where the class metrics come from (the summary's `objective`)."""
-    if lm.has_classifier:
+    if lm.classifier:
         return "classifier"
     return "task-free" if probe_head(lm) is None else "probe"
 
@@ -702,7 +702,7 @@ def _coverage(
 ) -> dict:
     """The summary's `metrics` (the per-head metrics present) and `left_out` (the others, with why)."""
     why: dict[str, str] = {}
-    if lm.has_classifier:
+    if lm.classifier:
         why = dict.fromkeys(
             EMBEDDING_METRICS, "the model has a classifier: the task-free metrics are for backbones"
         )

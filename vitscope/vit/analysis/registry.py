@@ -83,7 +83,7 @@ def model_block(lm: LoadedModel) -> ModelBlock:
         image_size=layout.image_size,
         prefix_tokens=list(layout.prefix_roles),
         labels=list(lm.labels),
-        classifier=lm.has_classifier,
+        classifier=lm.classifier,
     )
 
 

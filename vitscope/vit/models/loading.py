@@ -72,19 +72,9 @@ class LoadedModel:
         return int(self.model.config.num_attention_heads)
 
     @property
-    def has_classifier(self) -> bool:
-        """Whether the checkpoint has a classification head (its logits are class scores)."""
-        return self.classifier
-
-    @property
     def input_geometry(self) -> InputGeometry:
         """How a picture is resized (and cropped) to this model's input."""
         return self.geometry or InputGeometry(self.layout.image_size)
-
-    @property
-    def native_size(self) -> tuple[int, int]:
-        """The input size the checkpoint's position embeddings were trained at."""
-        return _native_size(self.model.config)
 
     def resized(self, side: int) -> LoadedModel:
         """This model (same weights) analysing square inputs of `side` pixels; raise `UserError` if
@@ -109,7 +99,7 @@ class LoadedModel:
 
     @cached_property
     def _accepts_interpolate(self) -> bool:
-        return "interpolate_pos_encoding" in inspect.signature(self.model.forward).parameters
+        return _accepts_interpolate(self.model)
 
     def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> LoadedModel:
         """Move the weights in place; return self."""
@@ -152,9 +142,7 @@ class LoadedModel:
         return base(pixel_values=pixel_values, **self._size_kwargs(pixel_values)).last_hidden_state
 
     def _size_kwargs(self, pixel_values: torch.Tensor) -> dict[str, Any]:
-        if self._accepts_interpolate and tuple(pixel_values.shape[-2:]) != self.native_size:
-            return {"interpolate_pos_encoding": True}
-        return {}
+        return _size_kwargs(self.model, tuple(pixel_values.shape[-2:]), self._accepts_interpolate)
 
     def blank_pixels(self, batch: int, size: tuple[int, int] | None = None) -> torch.Tensor:
         """A zero-cost stand-in input (B, 3, h, w) for passes that resume from a cached stream."""
@@ -331,9 +319,7 @@ def _probe(model: PreTrainedModel, size: tuple[int, int]) -> tuple[ModelParts, T
 
     hooks = [m.register_forward_hook(record, with_kwargs=True) for m in model.modules()]
     try:
-        kwargs = {"interpolate_pos_encoding": True} if size != _native_size(config) else {}
-        if "interpolate_pos_encoding" not in inspect.signature(model.forward).parameters:
-            kwargs = {}
+        kwargs = _size_kwargs(model, size, _accepts_interpolate(model))
         with probe_attention_calls() as calls, torch.no_grad():
             model(pixel_values=torch.zeros(1, 3, *size, device=param.device, dtype=param.dtype), **kwargs)
     finally:
@@ -347,6 +333,15 @@ def _probe(model: PreTrainedModel, size: tuple[int, int]) -> tuple[ModelParts, T
     embeddings = _embeddings_of(blocks[0], events, first_input)
     parts = ModelParts(tuple(calls), tuple(blocks), embeddings, isinstance(first_block[3], tuple))
     return parts, _layout_of(config, first_input.shape[1], size)
+
+
+def _accepts_interpolate(model: PreTrainedModel) -> bool:
+    return "interpolate_pos_encoding" in inspect.signature(model.forward).parameters
+
+
+def _size_kwargs(model: PreTrainedModel, size: tuple[int, ...], accepts: bool) -> dict[str, Any]:
+    """`interpolate_pos_encoding` for inputs of `size` other than the position embeddings' own."""
+    return {"interpolate_pos_encoding": True} if accepts and size != _native_size(model.config) else {}
 
 
 def _native_size(config: Any) -> tuple[int, int]:

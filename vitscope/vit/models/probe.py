@@ -58,7 +58,7 @@ def with_probe(lm: LoadedModel, head: LinearHead) -> ProbedModel:
 
     Raises `ValueError` for a model that has a classifier or a head of another width.
     """
-    if lm.has_classifier:
+    if lm.classifier:
         raise ValueError(f"{lm.spec} has a classifier already: a probe is for backbones")
     width = int(lm.model.config.hidden_size)
     if head.weight.shape[1] != width:

@@ -103,18 +103,25 @@ def test_taylor_gradient_equals_finite_differences_of_each_gate():
     (pixels, labels), *_ = batches_of(lm, source(), 7)
     grads = hi.clean_pass(lm, pixels, labels, taylor=True).taylor
     target = torch.where(labels >= 0, labels, lm.forward(pixels).argmax(-1))
-    eps = 1e-5
+
+    def loss() -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(lm.forward(pixels), target, reduction="none")
+
+    for (layer, head), derivative in gate_derivatives(lm, loss):
+        torch.testing.assert_close(grads[:, layer, head].double(), derivative.abs(), rtol=1e-4, atol=1e-7)
+
+
+def gate_derivatives(lm, output, eps=1e-5):
+    """Yield ((layer, head), d output / d gate) by central differences, every head in turn."""
     for layer in range(lm.num_layers):
         for head in range(lm.num_heads):
-            losses = []
+            moved = []
             for sign in (1, -1):
                 gates = torch.ones(1, lm.num_layers, lm.num_heads, dtype=torch.float64)
                 gates[0, layer, head] += sign * eps
                 with torch.no_grad(), hi.intervene(lm.parts, head_gates=gates):
-                    logits = lm.forward(pixels)
-                losses.append(torch.nn.functional.cross_entropy(logits, target, reduction="none"))
-            fd = ((losses[0] - losses[1]) / (2 * eps)).abs()
-            torch.testing.assert_close(grads[:, layer, head].double(), fd, rtol=1e-4, atol=1e-7)
+                    moved.append(output())
+            yield (layer, head), (moved[0] - moved[1]) / (2 * eps)
 
 
 def test_taylor_arrays_are_image_means_normalised_per_layer(vit_result):
@@ -257,22 +264,14 @@ def test_task_free_taylor_is_the_second_order_change_of_the_cosine():
     width = lm.model.config.hidden_size
     basis = width**0.5 * torch.eye(width, dtype=torch.float64)[:, None].expand(width, 3, width)
     estimate = hi.clean_pass(lm, pixels, labels, taylor=True, probes=basis).embedding_taylor
-    cls, eps = lm.layout.cls_index, 1e-5
+    cls = lm.layout.cls_index
     with torch.no_grad():
         e = lm.features(pixels)[:, cls]
     unit = e / e.norm(dim=-1, keepdim=True)
-    for layer in range(lm.num_layers):
-        for head in range(lm.num_heads):
-            moved = []
-            for sign in (1, -1):
-                gates = torch.ones(1, lm.num_layers, lm.num_heads, dtype=torch.float64)
-                gates[0, layer, head] += sign * eps
-                with torch.no_grad(), hi.intervene(lm.parts, head_gates=gates):
-                    moved.append(lm.features(pixels)[:, cls])
-            jac = (moved[0] - moved[1]) / (2 * eps)
-            turned = jac - (jac * unit).sum(-1, keepdim=True) * unit
-            second_order = turned.square().sum(-1) / (2 * e.square().sum(-1))
-            torch.testing.assert_close(estimate[:, layer, head].double(), second_order, rtol=1e-4, atol=1e-9)
+    for (layer, head), jac in gate_derivatives(lm, lambda: lm.features(pixels)[:, cls]):
+        turned = jac - (jac * unit).sum(-1, keepdim=True) * unit
+        second_order = turned.square().sum(-1) / (2 * e.square().sum(-1))
+        torch.testing.assert_close(estimate[:, layer, head].double(), second_order, rtol=1e-4, atol=1e-9)
 
 
 def test_task_free_taylor_ranks_heads_like_the_exact_drop():
@@ -389,7 +388,7 @@ def test_classifier_summary_says_the_task_free_metrics_are_for_backbones(vit_res
 @pytest.mark.slow
 def test_dinov2_small_backbone_gets_task_free_metrics_only():
     lm = load_model("imgfocus:dinov2-s")
-    assert not lm.has_classifier
+    assert not lm.classifier
     rendered = next(SynthSource(4, seed=5).batches(4, (224, 224))).images
     blobs = [png(image) for image in rendered]
     src = EncodedSource([lambda b=b: b for b in blobs], None, [f"{i}.png" for i in range(4)])

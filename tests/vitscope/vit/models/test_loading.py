@@ -95,7 +95,7 @@ def test_a_headless_checkpoint_loads_as_a_backbone_without_an_invented_head(tmp_
     lm = micro("dinov2")
     lm.model.base_model.save_pretrained(tmp_path, safe_serialization=True)
     backbone = load_model(str(tmp_path))
-    assert not backbone.has_classifier and backbone.labels == []
+    assert not backbone.classifier and backbone.labels == []
     assert backbone.describe()["classifier"] is False
     x = pixels(lm)
     with torch.no_grad():

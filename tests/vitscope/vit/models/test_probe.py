@@ -18,7 +18,7 @@ def head(width=64, classes=3, seed=0):
 
 def test_micro_backbone_is_the_micro_classifier_without_its_head():
     lm, bb = micro("vit"), micro_backbone("vit")
-    assert lm.has_classifier and not bb.has_classifier and bb.labels == []
+    assert lm.classifier and not bb.classifier and bb.labels == []
     assert bb.model.config.architectures == ["ViTModel"] and (bb.mean, bb.std) == (lm.mean, lm.std)
     x = pixels(bb, 3)
     with torch.no_grad():
@@ -30,7 +30,7 @@ def test_probed_forward_and_resume_return_the_heads_logits():
     bb, h = micro_backbone("vit"), head()
     probed = with_probe(bb, h)
     x = pixels(bb, 2)
-    assert probed.labels == ["a", "b", "c"] and not probed.has_classifier
+    assert probed.labels == ["a", "b", "c"] and not probed.classifier
     assert torch.equal(probe_head(probed).weight, h.weight)
     with torch.no_grad(), intervene(bb.parts, record_residuals=[1]) as rec:
         embedding = bb.forward(x)
