@@ -27,15 +27,15 @@ class Rendered:
 
 
 class ResultCache:
-    """An LRU of `Rendered` results keyed by (job id, name, format), at most `max_bytes` of bodies."""
+    """An LRU of `Rendered` results keyed by (job id, name, format, *slice index), at most `max_bytes` of bodies."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple[str, str, str], Rendered] = OrderedDict()
+        self._items: OrderedDict[tuple[str, ...], Rendered] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, str]) -> Rendered | None:
+    def get(self, key: tuple[str, ...]) -> Rendered | None:
         """Return the cached result, or None."""
         with self._lock:
             item = self._items.get(key)
@@ -43,7 +43,13 @@ class ResultCache:
                 self._items.move_to_end(key)
             return item
 
-    def put(self, key: tuple[str, str, str], item: Rendered) -> None:
+    def drop_job(self, job_id: str) -> None:
+        """Forget every cached result of job `job_id` (it was deleted)."""
+        with self._lock:
+            for key in [key for key in self._items if key[0] == job_id]:
+                self._bytes -= len(self._items.pop(key).body)
+
+    def put(self, key: tuple[str, ...], item: Rendered) -> None:
         """Cache `item` unless it alone exceeds the budget; drop the least recently used beyond it."""
         if len(item.body) > self.max_bytes:
             return

@@ -22,6 +22,7 @@ from vitscope.contracts.jobs import Inputs, JobSpec, JobStatus, normalize_job, s
 from vitscope.contracts.store import JSON_DTYPE, JobRecord, ResultRef, Store, decode_array, to_jsonable
 
 RECOMPUTING = "its results were evicted from the cache: recomputing, retry in a few seconds"
+CANCELLED = "cancelled by a DELETE request; submit it again to run it"
 RETRY_AFTER = {"Retry-After": "2"}
 
 
@@ -33,11 +34,14 @@ def submit(raw: Any, store: Store, queue: JobQueue, stale_after_s: float) -> Job
     return _submit(normalize_job(raw), store, queue, stale_after_s)
 
 
-def _submit(spec: JobSpec, store: Store, queue: JobQueue, stale_after_s: float) -> JobRecord:
+def _submit(
+    spec: JobSpec, store: Store, queue: JobQueue, stale_after_s: float, job_id: str | None = None
+) -> JobRecord:
     check_uploads(spec.inputs, store)
-    if store.submit(spec.id, spec.model_dump(mode="json"), stale_after_s):
-        enqueue(spec.id, store, queue)
-    record = store.job(spec.id)
+    job_id = job_id or spec.id
+    if store.submit(job_id, spec.model_dump(mode="json"), stale_after_s):
+        enqueue(job_id, store, queue, spec.kind)
+    record = store.job(job_id)
     assert record is not None  # just written; records have no TTL
     return refresh(record, store, queue)
 
@@ -64,10 +68,12 @@ def _missing(blob_id: str, kind: str) -> str:
     return f"no uploaded {kind} with id {blob_id}: upload it first ({endpoint})"
 
 
-def enqueue(job_id: str, store: Store, queue: JobQueue) -> None:
-    """Send the job to the workers; if the queue is unreachable, mark it failed and raise `ApiError` (503)."""
+def enqueue(job_id: str, store: Store, queue: JobQueue, kind: str) -> None:
+    """Send the job (of `kind`) to the workers; if the queue is unreachable, mark it failed and raise
+    `ApiError` (503)."""
+    declared = kinds.all_kinds().get(kind)
     try:
-        queue.send(job_id)
+        queue.send(job_id, interactive=declared is not None and declared.interactive)
     except Exception as exc:
         store.fail(job_id, "the job could not be queued: submit it again")
         raise ApiError(503, "the job queue (Redis) is unreachable: try again shortly") from exc
@@ -83,7 +89,7 @@ def refresh(record: JobRecord, store: Store, queue: JobQueue) -> JobRecord:
 def recompute(record: JobRecord, store: Store, queue: JobQueue) -> JobRecord:
     """Put a done job whose results are gone back on the queue (once, whoever asks); return the record."""
     if store.requeue(record.id, RECOMPUTING):
-        enqueue(record.id, store, queue)
+        enqueue(record.id, store, queue, str(record.spec.get("kind")))
     return store.job(record.id) or record
 
 
@@ -143,9 +149,14 @@ class JobView(BaseModel):
     attempts: int = Field(description="starts of the current computation")
 
 
-def submit_request(request: BaseModel, store: Store, queue: JobQueue, stale_after_s: float) -> JobRecord:
-    """Create the record of a validated typed request and enqueue it unless it exists; return the record."""
-    return _submit(spec_from_request(request), store, queue, stale_after_s)
+def submit_request(
+    request: BaseModel, store: Store, queue: JobQueue, stale_after_s: float, job_id: str | None = None
+) -> JobRecord:
+    """Create the record of a validated typed request and enqueue it unless it exists; return the record.
+
+    `job_id` is the (keyed) id to file it under; default the plain content hash of its spec.
+    """
+    return _submit(spec_from_request(request), store, queue, stale_after_s, job_id)
 
 
 def view(record: JobRecord, dashboard_url: str) -> JobView:

@@ -14,7 +14,7 @@ import time
 
 from celery import Celery
 
-from vitscope.contracts.queue import TASK_NAME
+from vitscope.contracts.queue import TASK_NAME, queue_for
 from vitscope.contracts.settings import DEFAULT_VISIBILITY_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,11 @@ class JobQueue:
         self._lock = threading.Lock()
         self._workers: tuple[float, int] | None = None
 
-    def send(self, job_id: str) -> None:
-        """Enqueue `run_job(job_id)`; the message carries the id only."""
-        self.celery.send_task(TASK_NAME, args=[job_id], queue=self.queue, ignore_result=True)
+    def send(self, job_id: str, interactive: bool = False) -> None:
+        """Enqueue `run_job(job_id)`, on the interactive queue for an interactive kind's job; the message
+        carries the id only."""
+        target = queue_for(self.queue, interactive)
+        self.celery.send_task(TASK_NAME, args=[job_id], queue=target, ignore_result=True)
 
     def workers(self) -> int:
         """Return the number of workers answering a ping, reusing an answer younger than `cache_s`."""

@@ -37,6 +37,58 @@ class ApiSettings(SharedSettings):
     health_cache_s: float = Field(default=5.0, ge=0, description="how long a worker count is reused")
     worker_ping_timeout_s: float = Field(default=0.5, gt=0, description="how long /health waits for workers")
 
+    # bounded work: what one request may ask for, refused before anything is stored or queued
+    max_job_bytes: int = Field(default=1_000_000, ge=1024, description="largest POST /jobs body")
+    max_job_gflop: float = Field(
+        default=200_000,
+        gt=0,
+        description="largest estimated job cost in GFLOP (vitscope.contracts.cost): about an hour of a "
+        "2-core CPU; a GPU deployment raises it",
+    )
+    max_archive_unpacked_bytes: int = Field(
+        default=1_000_000_000, ge=1, description="largest total decompressed size of a zip's members"
+    )
+    max_archive_ratio: float = Field(
+        default=200.0, ge=1, description="largest decompressed/compressed size ratio of a zip member"
+    )
+    archive_check_s: float = Field(default=5.0, gt=0, description="most time spent checking one zip")
+    decode_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="uploaded images decoded at once (each may take width x height x 4 bytes)",
+    )
+
+    # the store protects itself: uploads and job records have a byte quota apart from the result cache
+    store_quota_bytes: int = Field(
+        default=600_000_000, ge=0, description="bytes of uploads and job records in Redis, all clients"
+    )
+    client_quota_bytes: int = Field(
+        default=300_000_000, ge=0, description="bytes of uploads and job records one client may add"
+    )
+
+    # access control (the tokens and the switch are shared with the dashboard: SharedSettings)
+    rate_jobs_per_minute: int = Field(
+        default=0, ge=0, description="job submissions per client and minute (0: no limit)"
+    )
+    rate_uploads_per_minute: int = Field(
+        default=0, ge=0, description="image and zip uploads per client and minute (0: no limit)"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins a browser may call the API from (JSON list); the dashboard calls it "
+        "server-side and needs none",
+    )
+    model_roots: list[str] | None = Field(
+        default=None,
+        description="folders under which folder model specs are allowed (JSON list); unset: any folder "
+        "(the local stack); [] : none",
+    )
+    job_id_secret: str = Field(
+        default="",
+        description="key of the job-id hash (HMAC); empty: a random key kept in Redis, made once",
+        repr=False,
+    )
+
 
 @cache
 def get_settings() -> ApiSettings:

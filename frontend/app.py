@@ -17,8 +17,9 @@ from typing import Any
 import dash
 from dash import ALL, Dash, Input, Output, State, callback, clientside_callback, dcc, html
 
-from frontend import ids, pages
+from frontend import auth, ids, pages
 from frontend.api import ApiError, get_client
+from frontend.settings import get_settings
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -42,6 +43,7 @@ def create_app() -> Dash:
         importlib.import_module(f"{pages.__name__}.{page.name}")
     _register_nav(tuple((name, path) for name, path in nav_pages()))
     app.layout = shell
+    auth.install(app.server, get_settings())  # a login in front of every page when auth is on
     return app
 
 

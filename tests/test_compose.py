@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings
 
 from backend.settings import ApiSettings
 from frontend.settings import DashboardSettings
+from vitscope.contracts.queue import worker_queues
 from vitscope.contracts.settings import SharedSettings
 from worker.settings import WorkerSettings
 
@@ -72,7 +73,7 @@ def test_worker_is_one_process_per_gpu_on_the_configured_queue():
     args = command("worker")
     assert args[:4] == ["celery", "-A", "worker.celery_app", "worker"]
     assert args[args.index("--concurrency") + 1] == "1"
-    assert args[args.index("-Q") + 1] == SERVICES["worker"]["environment"]["VITSCOPE_QUEUE"]
+    assert args[args.index("-Q") + 1] == worker_queues(SERVICES["worker"]["environment"]["VITSCOPE_QUEUE"])
     [device] = SERVICES["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["count"] == 1 and "gpu" in device["capabilities"]
 
@@ -114,3 +115,14 @@ def test_web_image_requirements_leave_out_the_model_stack():
     names = {re.split(r"[\[<>=!~]", dep)[0] for dep in out}
     assert {"fastapi", "celery", "redis", "dash"} <= names
     assert not names & {"torch", "transformers", "safetensors"}
+
+
+def test_access_control_is_on_by_default_for_the_api_and_the_dashboard():
+    for service in ("api", "frontend"):
+        env = SERVICES[service]["environment"]
+        assert env["VITSCOPE_AUTH"] == "true", service
+        assert env["VITSCOPE_AUTH_TOKENS"].startswith("${VITSCOPE_AUTH_TOKENS:?"), service  # required
+    api = SERVICES["api"]["environment"]
+    assert api["VITSCOPE_MODEL_ROOTS"] == '["/models"]'
+    assert int(api["VITSCOPE_RATE_JOBS_PER_MINUTE"]) > 0 and int(api["VITSCOPE_RATE_UPLOADS_PER_MINUTE"]) > 0
+    assert int(api["VITSCOPE_STORE_QUOTA_BYTES"]) > 0 and int(api["VITSCOPE_CLIENT_QUOTA_BYTES"]) > 0

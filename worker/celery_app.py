@@ -22,8 +22,10 @@ The prefork pool with one child is deliberate, not `--pool solo`: the parent nev
 CUDA (this module and `worker.tasks` import no torch at module level), the child loads models
 lazily and keeps them in an LRU, and if the child dies mid-job (out of memory, a driver crash)
 the parent sees it and, with `task_acks_late` + `task_reject_on_worker_lost`, puts the job
-back on the queue at once. If a whole worker vanishes, its unacknowledged job is redelivered
-after `visibility_timeout_s`.
+back on the queue at once. If a whole worker or the broker vanishes, the job's heartbeat runs
+out and a worker's reaper re-queues it within a minute (`worker.reaper`); the broker itself would
+redeliver the unacknowledged message only after `visibility_timeout_s`, which must exceed every
+job's hard time limit (`worker.guard`).
 """
 
 from __future__ import annotations

@@ -3,10 +3,15 @@
 Everything heavy (torch, the model, the analysis) is imported inside the task, so the
 worker's parent process never touches CUDA; the pool child loads models on first use and
 keeps them (`ModelCache`). `execute` is the task's body as a plain function, for tests.
+
+Each computation runs under a `JobGuard` (`worker.guard`): time limits from the job's cost
+estimate, a memory cap, a heartbeat, and a cancel check at every batch. A job whose worker died
+during it is tried again with half the batch size, at most `max_attempts` times in all.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -17,15 +22,18 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from celery import Task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from redis.exceptions import RedisError
 
+from vitscope.contracts import kinds
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.jobs import normalize_job
-from vitscope.contracts.queue import TASK_NAME
+from vitscope.contracts.jobs import JobSpec, normalize_job
+from vitscope.contracts.queue import TASK_NAME, queue_for, worker_queues
 from vitscope.contracts.store import JobRecord, ResultRef, Store
 from vitscope.vit.analysis import registry
 from worker.celery_app import app
+from worker.guard import JobGuard, JobStopped, Limits, estimate_seconds, time_limits
+from worker.reaper import start_reaper
 from worker.settings import WorkerSettings, get_settings, resolve_device
 
 if TYPE_CHECKING:
@@ -85,14 +93,18 @@ def execute(job_id: str, store: Store, models: ModelCache, settings: WorkerSetti
         return "missing"
     if record.status == "done" and store.results_present(record.results):
         return "done"  # a duplicate delivery of a job already computed
-    attempts = store.start(job_id, worker)
+    if record.status in ("failed", "cancelled"):
+        return record.status  # settled while its message waited: cancelled, or failed by its watchdog
+    attempts = store.start(job_id, worker, settings.heartbeat_ttl_s)
     if attempts > settings.max_attempts:
         store.fail(
             job_id, f"internal error: the worker died {attempts - 1} times running this job (out of memory?)"
         )
         return "failed"
     try:
-        results = _compute(record, store, models, settings)
+        results = _compute(record, store, models, settings, worker, attempts)
+    except JobStopped as exc:
+        return _stopped(job_id, store, exc, settings)
     except UserError as exc:
         store.fail(job_id, str(exc))
         return "failed"
@@ -105,16 +117,63 @@ def execute(job_id: str, store: Store, models: ModelCache, settings: WorkerSetti
 
 
 def _compute(
-    record: JobRecord, store: Store, models: ModelCache, settings: WorkerSettings
+    record: JobRecord, store: Store, models: ModelCache, settings: WorkerSettings, worker: str, attempts: int
 ) -> dict[str, ResultRef]:
     # the stored spec is already normal; normalizing again is cheap and yields the typed params
-    spec = normalize_job(record.spec)
+    spec = smaller(normalize_job(record.spec), attempts)
     registry.get(spec.kind)  # an unknown or uninstalled kind fails before the model loads
-    progress = ProgressWriter(store, record.id, settings.progress_interval_s)
-    progress(0.0, f"loading {spec.model}")
-    lm = models.get(spec.model, resolve_device(settings.device))
-    result = registry.execute(lm, spec, _fetcher(store), progress)
+    writer = ProgressWriter(store, record.id, settings.progress_interval_s)
+    budget = limits(spec, store, settings)
+    with JobGuard(store, record.id, worker, budget, writer, beat_ttl_s=settings.heartbeat_ttl_s) as guard:
+        guard(0.0, f"loading {spec.model}")
+        lm = models.get(spec.model, resolve_device(settings.device))
+        result = registry.execute(lm, spec, _fetcher(store), guard)
+        guard.check()  # cancelled during the last batch: store nothing
     return store.put_results(result.arrays, result.summary)
+
+
+def limits(spec: JobSpec, store: Store, settings: WorkerSettings) -> Limits:
+    """Return the job's time limits (from its cost estimate) and memory cap."""
+    zip_images = None
+    if spec.inputs.zip is not None:
+        [meta] = store.blob_metas([spec.inputs.zip])
+        zip_images = int(meta["images"]) if meta and "images" in meta else None
+    soft, hard = time_limits(
+        estimate_seconds(spec, settings.assumed_gflops, zip_images),
+        settings.time_limit_factor,
+        settings.min_time_limit_s,
+        settings.max_time_limit_s,
+    )
+    return Limits(soft, hard, settings.memory_limit_bytes())
+
+
+def smaller(spec: JobSpec, attempts: int) -> JobSpec:
+    """Return the spec to run on attempt `attempts`: after a worker died during the job, with half
+    the batch size per death (same results, a smaller peak), never blindly the same again."""
+    batch_size = spec.params.get("batch_size")
+    if attempts <= 1 or not isinstance(batch_size, int) or batch_size <= 1:
+        return spec
+    reduced = max(1, batch_size >> (attempts - 1))
+    log.warning(
+        "%s job, attempt %d after a worker died: batch size %d -> %d",
+        spec.kind,
+        attempts,
+        batch_size,
+        reduced,
+    )
+    return spec.model_copy(update={"params": {**spec.params, "batch_size": reduced}})
+
+
+def _stopped(job_id: str, store: Store, stop: JobStopped, settings: WorkerSettings) -> str:
+    """Settle a job its guard stopped, free what it held and return its status."""
+    log.info("job %s stopped: %s", job_id, stop.message)
+    if stop.settled:
+        store.stopped(job_id)  # cancelled or taken back: the record already says so
+    else:
+        store.fail(job_id, stop.message)  # over its time or memory budget
+    gc.collect()
+    _release(resolve_device(settings.device))
+    return stop.status
 
 
 def _fetcher(store: Store) -> Callable[[str], bytes]:
@@ -156,3 +215,21 @@ def run_job(self: Task, job_id: str) -> str:
     """Compute the job `job_id`; return its final status (the record in Redis is the real outcome)."""
     worker = f"{self.request.hostname or socket.gethostname()}/{os.getpid()}"
     return execute(job_id, _store(), _models(), get_settings(), worker)
+
+
+@worker_ready.connect
+def _start_reaper(**_: object) -> None:
+    """Start the lost-job reaper in the worker's parent process (`worker.reaper`)."""
+    settings = get_settings()
+    store = Store.from_url(settings.redis_url, settings.tensor_ttl_s)  # its own: never shared with a child
+
+    def send(job_id: str) -> None:
+        record = store.job(job_id)
+        kind = kinds.all_kinds().get(record.spec.get("kind", "")) if record is not None else None
+        queue = queue_for(settings.queue, bool(kind and kind.interactive))
+        app.send_task(TASK_NAME, args=[job_id], queue=queue, ignore_result=True)
+
+    queues = worker_queues(settings.queue).split(",")
+    start_reaper(
+        store, send, settings.reap_interval_s, queues, settings.heartbeat_ttl_s, settings.lost_message_s
+    )

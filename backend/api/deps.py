@@ -1,6 +1,7 @@
 """What routes depend on, as `Annotated[..., Depends(...)]` aliases.
 
-Routes take `SettingsDep`, `StoreDep`, `QueueDep` and `ResultCacheDep`; tests swap the settings
+Routes take `SettingsDep`, `StoreDep`, `QueueDep`, `ResultCacheDep`, `ClientDep` (the caller,
+authenticated when that is on) and `QuotaDep`; tests swap the settings
 with `app.dependency_overrides[get_settings] = lambda: ApiSettings(...)` and the store, the queue
 and the cache follow. Connections are built once per (URL, ...) and reused across requests.
 The dependencies are `async` because they do no I/O: FastAPI would run plain functions in
@@ -15,8 +16,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from backend import settings as settings_module
+from backend.access import Client, identify
 from backend.cache import ResultCache
 from backend.queue import JobQueue
+from backend.quota import Quota
 from backend.settings import ApiSettings
 from vitscope.contracts.store import Store
 
@@ -66,6 +69,25 @@ async def get_result_cache(request: Request, settings: SettingsDep) -> ResultCac
     return cache_
 
 
+async def get_client(request: Request, settings: SettingsDep) -> Client:
+    """Return the caller (401 when authentication is on and no valid bearer token came)."""
+    return identify(request, settings)
+
+
+@cache
+def _quota(redis_url: str, tensor_ttl_s: int, store_bytes: int, client_bytes: int) -> Quota:
+    return Quota(_store(redis_url, tensor_ttl_s).redis, store_bytes, client_bytes)
+
+
+async def get_quota(settings: SettingsDep) -> Quota:
+    """Return the quota on uploads and job records named by the settings."""
+    return _quota(
+        settings.redis_url, settings.tensor_ttl_s, settings.store_quota_bytes, settings.client_quota_bytes
+    )
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 ResultCacheDep = Annotated[ResultCache, Depends(get_result_cache)]
+ClientDep = Annotated[Client, Depends(get_client)]
+QuotaDep = Annotated[Quota, Depends(get_quota)]

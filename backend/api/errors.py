@@ -2,7 +2,10 @@
 
 The handlers cover the API's own `ApiError`, a bad job spec (`JobSpecError`, with one problem
 per field), any other `UserError`, FastAPI's request validation (422), Starlette's routing
-errors (404, 405), an unreachable Redis (503), a full Redis (507) and anything unexpected (500, logged).
+errors (404, 405), an unreachable Redis (503), a full Redis (507: also an out-of-memory answer
+from inside a Lua script, which redis-py raises as a plain `ResponseError`) and anything unexpected
+(500, logged, with `Connection: close`: the server drops the connection after a 500, so the client
+is told to). `responses(...)` documents these answers in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError as RedisOutOfMemoryError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
@@ -24,6 +29,51 @@ from vitscope.contracts.errors import UserError
 from vitscope.contracts.jobs import JobSpecError, normalize_job
 
 log = logging.getLogger(__name__)
+
+
+class Problem(BaseModel):
+    """One field at fault: where (`loc`) and what is wrong with it (`msg`)."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, in words a person can act on."""
+
+    status: int
+    message: str
+    problems: list[Problem] | None = Field(default=None, description="one entry per field at fault")
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: `{"error": {"status", "message", "problems"?}}`."""
+
+    error: ErrorDetail
+
+
+WHY = {
+    400: "the request is malformed (a body that does not parse, an empty upload, a JSON result asked as npy)",
+    401: "authentication is on and no valid bearer token came",
+    404: "no such job, result or upload",
+    409: "the job is not done (queued, running or failed)",
+    413: "the body or the upload is larger than its limit",
+    415: "the upload is not a supported image or a zip",
+    422: "the request does not validate, or its estimated cost exceeds the budget",
+    429: "too many requests from this client in this minute",
+    500: "an internal error (logged); the connection is closed",
+    503: "the store (Redis) or the job queue is unreachable",
+    507: "the store is full, or the quota for uploads and job records is used up",
+}
+"""Why each error status is answered (the OpenAPI descriptions)."""
+
+COMMON = (401, 429, 500, 503, 507)
+"""Errors any authenticated route may answer."""
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route: each error status with its reason and the error schema."""
+    return {status: {"model": ErrorBody, "description": WHY[status]} for status in sorted(set(statuses))}
 
 
 def error_response(
@@ -49,6 +99,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RedisConnectionError, _redis_down)
     app.add_exception_handler(RedisTimeoutError, _redis_down)
     app.add_exception_handler(RedisOutOfMemoryError, _redis_full)
+    app.add_exception_handler(RedisResponseError, _redis_error)
     app.add_exception_handler(Exception, _internal_error)
 
 
@@ -106,6 +157,13 @@ async def _redis_full(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
+    # a script's write refused for want of memory comes back as "... OOM command not allowed ..."
+    if "OOM" in str(exc):
+        return await _redis_full(request, exc)
+    return await _internal_error(request, exc)
+
+
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return error_response(500, f"internal error: {type(exc).__name__}")
+    return error_response(500, f"internal error: {type(exc).__name__}", headers={"Connection": "close"})

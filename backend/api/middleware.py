@@ -1,4 +1,4 @@
-"""A request-body cap for upload routes, enforced while the body streams in.
+"""A request-body cap for upload routes and job submissions, enforced while the body streams in.
 
 Multipart parsing spools a file to disk before a route runs, so a cap checked in the route
 alone would still accept gigabytes. This middleware refuses a declared Content-Length over the
@@ -57,4 +57,4 @@ def _counting(receive: Receive, limit: int) -> Receive:
 
 
 def _too_large(limit: int) -> str:
-    return f"the upload is larger than the limit of {limit - MULTIPART_OVERHEAD} bytes"
+    return f"the request body is larger than the limit of {limit - MULTIPART_OVERHEAD} bytes"

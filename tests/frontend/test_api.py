@@ -122,3 +122,23 @@ def test_upload_bytes_decodes_dash_upload_contents():
     assert upload_bytes("data:image/png;base64,aGVsbG8=") == b"hello"
     with pytest.raises(ApiError):
         upload_bytes("hello")
+
+
+def test_cancel_sends_delete_and_forgets_the_cached_record():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append((request.method, request.url.path))
+        if request.method == "GET":
+            return httpx.Response(200, json={"id": "j1", "status": "done"})
+        if request.url.path.endswith("/j1"):
+            return httpx.Response(204)
+        return httpx.Response(202, json={"id": "j2", "status": "cancelled"})
+
+    api = client(handler)
+    api.job("j1")  # a done record is cached
+    assert api.cancel("j1") is None  # finished: deleted
+    assert api.cancel("j2") == {"id": "j2", "status": "cancelled"}
+    api.job("j1")
+    assert calls.count(("GET", "/api/v1/jobs/j1")) == 2
+    assert ("DELETE", "/api/v1/jobs/j2") in calls

@@ -24,8 +24,13 @@ from backend.settings import ApiSettings
 from vitscope.contracts.store import Store
 from vitscope.stack import Child, worker_command
 
-VISIBILITY_TIMEOUT_S = 15
-"""An unacknowledged job of a vanished worker is redelivered after this long (production: hours)."""
+VISIBILITY_TIMEOUT_S = 300
+"""An unacknowledged job of a vanished worker is redelivered after this long (production: hours);
+it must exceed every job's hard time limit, so the worker's longest one is set below it."""
+HEARTBEAT_TTL_S = 4
+"""A running job whose heartbeat is this old is re-queued by a worker's reaper (production: 30 s)."""
+LOST_MESSAGE_S = 3
+"""A job queued this long without a message in the broker is sent again (production: 60 s)."""
 
 
 @dataclass
@@ -117,8 +122,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, start_redis: Any) -> Any:
         "VITSCOPE_QUEUE": queue,
         "VITSCOPE_DEVICE": "cpu",
         "VITSCOPE_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
+        "VITSCOPE_MIN_TIME_LIMIT_S": "60",
+        "VITSCOPE_MAX_TIME_LIMIT_S": "180",
         "VITSCOPE_RESTORE_INTERVAL_S": "1",
         "VITSCOPE_PROGRESS_INTERVAL_S": "0.1",
+        "VITSCOPE_HEARTBEAT_TTL_S": str(HEARTBEAT_TTL_S),
+        "VITSCOPE_REAP_INTERVAL_S": "1",
+        "VITSCOPE_LOST_MESSAGE_S": str(LOST_MESSAGE_S),
         "HF_HUB_OFFLINE": "1",
     }
     worker = Worker(env, queue, tmp / "worker.log").start()

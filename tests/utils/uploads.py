@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import io
 import struct
 import zipfile
@@ -53,4 +54,35 @@ def zip_of(members: dict[str, bytes]) -> bytes:
     with zipfile.ZipFile(out, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
+    return out.getvalue()
+
+
+def bzip2_bomb(members: int = 100, zeros: int = 19_900_000) -> bytes:
+    """A zip of `members` bzip2 members, each a PNG header followed by `zeros` zero bytes (the CPU
+    bomb of issue 15: 100 x 19.9 MB in about 48 kB). The payload is compressed once and written
+    under every name, so building it costs half a second, not a minute."""
+    payload = header_only_png(64, 64) + b"\x00" * zeros
+    packed, crc = bz2.compress(payload, 9), zlib.crc32(payload)
+    return raw_zip([(f"cls/{i}.png", packed, zipfile.ZIP_BZIP2, crc, len(payload)) for i in range(members)])
+
+
+def raw_zip(members: list[tuple[str, bytes, int, int, int]]) -> bytes:
+    """A zip written byte by byte from compressed members: (name, data, method, crc, size).
+
+    The declared size and CRC are taken as given, so a test can build a zip that lies.
+    """
+    out, central = io.BytesIO(), io.BytesIO()
+    for name, data, method, crc, size in members:
+        offset, encoded = out.tell(), name.encode()
+        common = struct.pack("<HHHHIIIHH", 0, method, 0, 0x21, crc, len(data), size, len(encoded), 0)
+        out.write(struct.pack("<IH", 0x04034B50, 46) + common + encoded + data)
+        central.write(
+            struct.pack("<IHH", 0x02014B50, 46, 46) + common + struct.pack("<HHHII", 0, 0, 0, 0, offset)
+        )
+        central.write(encoded)
+    start, directory = out.tell(), central.getvalue()
+    out.write(directory)
+    out.write(
+        struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(directory), start, 0)
+    )
     return out.getvalue()

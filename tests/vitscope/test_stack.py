@@ -1,14 +1,27 @@
 """The local-stack supervisor: Redis config, process groups, prefixed output, dying children."""
 
 import io
+import json
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
 from vitscope.contracts.errors import UserError
-from vitscope.stack import Child, LocalStackSettings, Stack, port_free, redis_config
+from vitscope.stack import (
+    Child,
+    LocalStackSettings,
+    Stack,
+    lock_data_dir,
+    port_free,
+    record_children,
+    redis_config,
+    stop_stale_children,
+)
 
 
 def test_redis_config_persists_and_evicts_only_keys_with_a_ttl(tmp_path):
@@ -53,19 +66,94 @@ def alive(pid):
         return False
 
 
-def test_the_stack_stops_when_a_child_dies():
-    stack = Stack(LocalStackSettings(), out=io.StringIO())
+def test_a_child_that_dies_is_restarted_with_back_off_and_one_that_keeps_dying_stops_the_stack(tmp_path):
+    out = io.StringIO()
+    settings = LocalStackSettings(data_dir=tmp_path, restart_backoff_s=0.2, restart_limit=2)
+    stack = Stack(settings, out=out)
     stack.children = [Child("quitter", ["sh", "-c", "exit 3"], out=io.StringIO()).start()]
+    started = time.monotonic()
     assert stack._watch() == 1
+    text = out.getvalue()
+    assert (
+        "quitter exited with status 3: restarting it in 0.2 s" in text
+        and text.count("quitter restarted") == 2
+    )
+    assert time.monotonic() - started >= 0.2 + 0.4  # waited 0.2 s, then 0.4 s
 
 
-def test_a_busy_port_is_a_user_error_naming_the_variable():
+def test_a_restarted_child_runs_again_under_a_new_pid(tmp_path):
+    stack = Stack(LocalStackSettings(data_dir=tmp_path, restart_backoff_s=0.1), out=io.StringIO())
+    child = Child("sleeper", ["sleep", "30"], out=io.StringIO()).start()
+    stack.children = [child]
+    first = child.pid
+    child.signal(signal.SIGKILL)
+    child.process.wait()
+    deadline = time.monotonic() + 5
+    while (child.poll() is not None or child.pid == first) and time.monotonic() < deadline:
+        assert stack._heal(child, time.monotonic())
+        time.sleep(0.05)
+    assert child.poll() is None and child.pid != first
+    child.stop()
+
+
+def test_a_second_up_stops_the_children_a_hard_killed_one_left_behind(tmp_path):
+    stale = Child("redis", ["sleep", "60"], out=io.StringIO()).start()
+    record_children(tmp_path, [stale])
+    other = Child("unrelated", ["sleep", "60"], out=io.StringIO()).start()  # not recorded: left alone
+    out = io.StringIO()
+    assert stop_stale_children(tmp_path, out) == ["redis"]
+    stale.process.wait(5)
+    assert not alive(stale.pid) and alive(other.pid)
+    assert f"stopping the redis (pid {stale.pid})" in out.getvalue()
+    assert not (tmp_path / "stack.json").exists()
+    other.stop()
+
+
+def test_a_recorded_pid_now_running_something_else_is_left_alone(tmp_path):
+    other = Child("unrelated", ["sleep", "60"], out=io.StringIO()).start()
+    (tmp_path / "stack.json").write_text(
+        json.dumps({"children": {"redis": {"pid": other.pid, "argv": ["redis-server", "x.conf"]}}})
+    )
+    assert stop_stale_children(tmp_path, io.StringIO()) == [] and alive(other.pid)
+    other.stop()
+
+
+def test_only_one_stack_runs_on_a_data_dir(tmp_path):
+    held = lock_data_dir(tmp_path)
+    with pytest.raises(UserError, match=f"another `vitscope up` \\(pid {os.getpid()}\\)"):
+        lock_data_dir(tmp_path)
+    held.close()
+    lock_data_dir(tmp_path).close()
+
+
+def test_a_child_dies_with_its_supervisor(tmp_path):
+    pidfile = tmp_path / "child"
+    code = (
+        "import io, sys, time; from vitscope.stack import Child; "
+        f"c = Child('s', ['sleep', '60'], out=io.StringIO(), die_with_parent=True).start(); "
+        f"open({str(pidfile)!r}, 'w').write(str(c.pid)); time.sleep(60)"
+    )
+    supervisor = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    supervisor.kill()
+    supervisor.wait()
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)
+
+
+def test_a_busy_port_is_a_user_error_naming_the_variable(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
         assert not port_free("127.0.0.1", port)
-        stack = Stack(LocalStackSettings(api_port=port, redis_url="redis://127.0.0.1:1/0"), out=io.StringIO())
+        settings = LocalStackSettings(api_port=port, redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path)
+        stack = Stack(settings, out=io.StringIO())
         with pytest.raises(UserError, match="VITSCOPE_API_PORT"):
             stack.start()
 
@@ -88,3 +176,11 @@ def test_without_a_redis_url_the_stack_embeds_redis_on_its_port(monkeypatch):
     monkeypatch.setenv("VITSCOPE_REDIS_PORT", "6391")
     settings = LocalStackSettings()
     assert settings.embedded_redis and settings.effective_redis_url == "redis://127.0.0.1:6391/0"
+
+
+def test_workers_serve_the_interactive_queue_first_and_one_serves_only_it():
+    from vitscope.stack import worker_command
+
+    both, clicks = worker_command("vq"), worker_command("vq", "clicks@%h", interactive_only=True)
+    assert both[both.index("-Q") + 1] == "vq.interactive,vq"
+    assert clicks[clicks.index("-Q") + 1] == "vq.interactive" and "clicks@%h" in clicks

@@ -1,7 +1,9 @@
 """The job task: runs the registry's analysis on a real model, stores results, maps errors."""
 
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -52,6 +54,19 @@ def test_execute_runs_the_analysis_and_stores_its_results(store, settings, model
     assert {"cam", "images", "summary"} <= set(record.results)
     cam = decode_array(store.result_bytes(record.results["cam"]))
     assert cam.shape == (2, 2, 4, 4) and cam.min() >= 0 and cam.max() <= 1
+
+
+def test_execute_stores_the_float16_matrices_of_a_head_detail_job(store, settings, models):
+    params = {"image": 1, "layer": 1}
+    job_id = submit(
+        store,
+        {"kind": "head-detail", "model": MICRO, "inputs": {"dataset": "synthscenes:3"}, "params": params},
+    )
+    assert tasks.execute(job_id, store, models, settings, "test/1") == "done"
+    results = store.job(job_id).results
+    attention = decode_array(store.result_bytes(results["attention"]))
+    assert attention.dtype == np.float16 and attention.shape == (1, 4, 17, 17)  # layer 1 of 2, 4 heads
+    np.testing.assert_allclose(attention.astype(np.float32).sum(-1), 1, atol=2e-3)  # each query's softmax
 
 
 def test_execute_skips_a_job_whose_results_are_stored(store, settings, models):
@@ -190,3 +205,137 @@ def test_registry_gives_image_kinds_the_shared_image_source():
     analysis = registry.get("eigencam")
     assert "eigencam" in registry.available()
     assert analysis.open_source is open_source and analysis.run.__module__ == "vitscope.vit.analysis.eigencam"
+
+
+# cancel, limits, heartbeats, lost jobs -------------------------------------------------------------
+
+
+def streaming(store, job_id, on_batch=None):
+    """An analysis that streams its source one image a batch; returns the list of batches it saw."""
+    from vitscope.vit.analysis.base import stream
+
+    seen = []
+    real = registry.get("eigencam")
+
+    def run(lm, source, params, progress):
+        for batch in stream(source, 1, lm.input_geometry, progress, "streamed"):
+            seen.append(batch)
+            if on_batch is not None:
+                on_batch(len(seen))
+        return real.run(lm, source, params, progress)
+
+    return registry.Analysis("eigencam", run, real.open_source), seen
+
+
+def test_a_running_job_cancelled_stops_within_one_batch(store, settings, models, monkeypatch):
+    job_id = eigencam_job(store, n=20)
+    analysis, seen = streaming(store, job_id, lambda n: store.cancel(job_id, "cancelled") if n == 2 else None)
+    monkeypatch.setattr(registry, "get", lambda kind: analysis)
+    assert tasks.execute(job_id, store, models, settings, "test/1") == "cancelled"
+    record = store.job(job_id)
+    assert len(seen) == 2 and record.status == "cancelled" and record.results == {}
+    assert store.running_jobs() == [] and not store.redis.exists(f"vitscope:beat:{job_id}")
+
+
+def test_a_job_over_its_soft_time_limit_fails_saying_so(store, redis_url, models, monkeypatch):
+    settings = WorkerSettings(redis_url=redis_url, device="cpu", min_time_limit_s=0.01, max_time_limit_s=0.01)
+    job_id = eigencam_job(store, n=20)
+    analysis, seen = streaming(store, job_id, lambda n: __import__("time").sleep(0.05))
+    monkeypatch.setattr(registry, "get", lambda kind: analysis)
+    assert tasks.execute(job_id, store, models, settings, "test/1") == "failed"
+    assert "over its time limit of 0 s" in store.job(job_id).error and len(seen) == 1
+
+
+def test_a_job_over_its_memory_limit_fails_saying_so(store, redis_url, models):
+    settings = WorkerSettings(redis_url=redis_url, device="cpu", job_memory_mb=1)
+    job_id = eigencam_job(store)
+    assert tasks.execute(job_id, store, models, settings, "test/1") == "failed"
+    assert "over the per-job memory limit of 0.0 GiB" in store.job(job_id).error
+
+
+def test_a_delivery_of_a_cancelled_or_failed_job_runs_nothing(store, settings, models):
+    job_id = eigencam_job(store)
+    store.cancel(job_id, "cancelled")
+    assert tasks.execute(job_id, store, models, settings, "test/1") == "cancelled"
+    assert store.job(job_id).attempts == 0
+
+
+def test_after_a_worker_died_the_job_runs_again_with_half_the_batch_size():
+    spec = normalize_job({"kind": "eigencam", "model": MICRO, "inputs": {"dataset": "synthscenes:2"}})
+    assert tasks.smaller(spec, 1) is spec
+    assert tasks.smaller(spec, 2).params["batch_size"] == spec.params["batch_size"] // 2
+    assert tasks.smaller(spec, 3).params["batch_size"] == spec.params["batch_size"] // 4
+
+
+def test_time_limits_follow_the_estimate_within_bounds():
+    from worker.guard import hard_limit, time_limits
+
+    assert time_limits(10, 5, 60, 3600) == (60, hard_limit(60))
+    assert time_limits(100, 5, 60, 3600)[0] == 500
+    assert time_limits(10**6, 5, 60, 3600)[0] == 3600
+
+
+def test_a_jobs_time_limits_follow_its_cost_estimate(store, settings):
+    small = normalize_job({"kind": "eigencam", "model": MICRO, "inputs": {"dataset": "synthscenes:2"}})
+    huge = normalize_job(
+        {"kind": "head-importance", "model": "demo", "inputs": {"dataset": "synthscenes:100000"}}
+    )
+    assert tasks.limits(small, store, settings).soft_s == settings.min_time_limit_s
+    budget = tasks.limits(huge, store, settings)  # about 12 h at 50 GFLOP/s: capped
+    assert budget.soft_s == settings.max_time_limit_s and budget.hard_s < settings.visibility_timeout_s
+
+
+def test_worker_settings_keep_every_hard_limit_below_the_visibility_timeout():
+    with pytest.raises(ValueError, match="below the visibility timeout"):
+        WorkerSettings(visibility_timeout_s=3600, max_time_limit_s=3600)
+    assert WorkerSettings().max_time_limit_s * 1.25 + 60 < WorkerSettings().visibility_timeout_s
+
+
+def test_the_watchdog_beats_and_kills_its_process_past_the_hard_limit(store, monkeypatch):
+    from worker import guard
+
+    kills = []
+    monkeypatch.setattr(guard.os, "kill", lambda pid, sig: kills.append((pid, sig)))
+    store.submit("j1", {"kind": "eigencam"}, stale_after_s=60)
+    store.start("j1", "w/1", beat_ttl_s=30)
+    limits = guard.Limits(soft_s=60, hard_s=1.5)
+    with guard.JobGuard(store, "j1", "w/1", limits, lambda f, m: None, tick_s=0.05, beat_ttl_s=3):
+        time.sleep(1.2)
+        assert 0 < store.redis.ttl("vitscope:beat:j1") <= 3  # refreshed every second, with the guard's TTL
+        time.sleep(0.6)
+    assert kills and kills[0][1] == signal.SIGKILL
+    assert "over its time limit" in store.job("j1").error
+
+
+def test_the_reaper_requeues_and_resends_jobs_whose_heartbeat_is_gone(store):
+    from worker.reaper import reap
+
+    for job_id in ("lost", "alive"):
+        store.submit(job_id, {"kind": "eigencam"}, stale_after_s=60)
+        store.start(job_id, "w/1")
+    store.redis.delete("vitscope:beat:lost")
+    store.redis.hset("vitscope:job:lost", "updated", time.time() - 60)
+    sent = []
+    assert reap(store, sent.append) == ["lost"] and sent == ["lost"]
+    assert store.job("lost").status == "queued" and store.job("alive").status == "running"
+    assert reap(store, sent.append) == []
+
+
+def test_a_queued_job_whose_message_is_lost_is_sent_again(store):
+    from worker.reaper import resend_lost_messages
+
+    for job_id in ("lost", "waiting", "delivered", "stranded"):
+        store.submit(job_id, {"kind": "eigencam"}, stale_after_s=60)
+    store.redis.rpush("q", b'{"headers": {"argsrepr": "[\'waiting\']"}}')
+    # delivered just now (its worker is about to start it), or long ago to a worker that went away
+    for tag, job_id, at in (("t1", "delivered", time.time()), ("t2", "stranded", time.time() - 120)):
+        store.redis.hset("unacked", tag, f'[{{"headers": {{"argsrepr": "[\'{job_id}\']"}}}}, "", "q"]')
+        store.redis.zadd("unacked_index", {tag: at})
+    store.redis.zadd(
+        "vitscope:queued",
+        {job_id: time.time() - 90 for job_id in ("lost", "waiting", "delivered", "stranded")},
+    )
+    sent = []
+    assert resend_lost_messages(store, ["q"], sent.append, waiting_s=60) == ["lost", "stranded"]
+    assert sent == ["lost", "stranded"]
+    assert resend_lost_messages(store, ["q"], sent.append, waiting_s=60) == []  # each waits again

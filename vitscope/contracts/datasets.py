@@ -10,6 +10,10 @@ from typing import NamedTuple
 from vitscope.contracts.errors import UserError
 
 MAX_IMAGES = 100_000
+MAX_OBJECTS = 200
+"""The most objects one search scene may hold (a layout's R x C or N; OAT's shelves have 84)."""
+MAX_SEED = 2**63 - 1 - 2**32
+"""The largest dataset seed (as `vitscope.contracts.kinds.base.MAX_SEED`: the worker offsets seeds)."""
 DEFAULT_LAYOUT = "grid:6x14"
 
 
@@ -53,22 +57,28 @@ class Layout(NamedTuple):
 
 def parse_layout(layout: str) -> Layout:
     """Parse `grid:RxC` or `free:N`; returns a `Layout`, raising UserError naming the bad part."""
-    grid = re.fullmatch(r"grid:([0-9]+)x([0-9]+)", layout)
+    grid = re.fullmatch(r"grid:([0-9]{1,4})x([0-9]{1,4})", layout)
+    free = re.fullmatch(r"free:([0-9]{1,9})", layout)
+    parsed = None
     if grid and int(grid[1]) >= 1 and int(grid[2]) >= 1:
-        rows, cols = int(grid[1]), int(grid[2])
-        return Layout("grid", rows, cols, rows * cols)
-    free = re.fullmatch(r"free:([0-9]+)", layout)
-    if free and int(free[1]) >= 1:
-        return Layout("free", 0, 0, int(free[1]))
-    raise UserError(
-        f"layout {layout!r} is not 'grid:RxC' or 'free:N' with R, C, N >= 1 (e.g. grid:6x14 or free:12)"
-    )
+        parsed = Layout("grid", int(grid[1]), int(grid[2]), int(grid[1]) * int(grid[2]))
+    elif free and int(free[1]) >= 1:
+        parsed = Layout("free", 0, 0, int(free[1]))
+    if parsed is None:
+        raise UserError(
+            f"layout {layout!r} is not 'grid:RxC' or 'free:N' with R, C, N >= 1 (e.g. grid:6x14 or free:12)"
+        )
+    if parsed.n_objects > MAX_OBJECTS:
+        raise UserError(f"layout {layout!r} has {parsed.n_objects} objects; at most {MAX_OBJECTS} per scene")
+    return parsed
 
 
-def _spec_int(text: str, what: str, spec: str, minimum: int) -> int:
-    """`text` as an int >= minimum (ASCII digits only), else UserError naming it."""
-    if not re.fullmatch(r"[0-9]+", text) or int(text) < minimum:
-        raise UserError(f"dataset spec {spec!r}: {what} {text!r} is not an integer >= {minimum}")
+def _spec_int(text: str, what: str, spec: str, minimum: int, maximum: int = MAX_SEED) -> int:
+    """`text` as an int in [minimum, maximum] (ASCII digits only), else UserError naming it."""
+    if not re.fullmatch(r"[0-9]{1,19}", text) or not minimum <= int(text) <= maximum:
+        raise UserError(
+            f"dataset spec {spec!r}: {what} {text[:40]!r} is not an integer from {minimum} to {maximum}"
+        )
     return int(text)
 
 
@@ -79,10 +89,7 @@ def _spec_head(spec: str, name: str, usage: str) -> tuple[int, list[str]]:
         raise UserError(f"dataset spec {spec!r} does not start with '{name}:' (expected {usage})")
     if len(parts) < 2 or not parts[1]:
         raise UserError(f"dataset spec {spec!r} is missing the count N (expected {usage})")
-    n = _spec_int(parts[1], "count N", spec, 1)
-    if n > MAX_IMAGES:
-        raise UserError(f"dataset spec {spec!r}: at most {MAX_IMAGES} items")
-    return n, parts[2:]
+    return _spec_int(parts[1], "count N", spec, 1, MAX_IMAGES), parts[2:]
 
 
 def parse_synth_spec(spec: str) -> tuple[int, int]:

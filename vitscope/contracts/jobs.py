@@ -9,6 +9,7 @@ is a cache hit and a link names its analysis for good.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from functools import cache
 from typing import Annotated, Any, Literal, Union, cast
@@ -27,10 +28,14 @@ from pydantic import (
 from vitscope.contracts import kinds
 from vitscope.contracts.datasets import parse_dataset_spec
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.specs import parse_model_spec
+from vitscope.contracts.specs import MAX_SPEC_CHARS, parse_model_spec
 
 IMAGE_ID = r"^[0-9a-f]{64}$"
 ImageId = Annotated[str, Field(pattern=IMAGE_ID, description="content hash of an uploaded image")]
+MAX_INPUT_IMAGES = 10_000
+"""The most uploaded images one job may name (more: upload a zip)."""
+MAX_LABEL = 2**31 - 1
+Label = Annotated[int, Field(ge=0, le=MAX_LABEL, description="class index")]
 
 
 class Inputs(BaseModel):
@@ -43,9 +48,9 @@ class Inputs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dataset: str | None = None
-    images: tuple[ImageId, ...] | None = None
-    labels: tuple[int, ...] | None = None
+    dataset: str | None = Field(default=None, max_length=200)
+    images: tuple[ImageId, ...] | None = Field(default=None, max_length=MAX_INPUT_IMAGES)
+    labels: tuple[Label, ...] | None = Field(default=None, max_length=MAX_INPUT_IMAGES)
     zip: Annotated[str, Field(pattern=IMAGE_ID)] | None = None
 
     @model_validator(mode="after")
@@ -80,7 +85,11 @@ def _model_spec(value: str) -> str:
 ModelName = Annotated[
     str,
     AfterValidator(_model_spec),
-    Field(description="demo, random:<family>-<size>, a hub id or a folder", examples=["demo"]),
+    Field(
+        max_length=MAX_SPEC_CHARS,
+        description="demo, random:<family>-<size>, a hub id or a folder",
+        examples=["demo"],
+    ),
 ]
 """A model spec, normalized (`vitscope.contracts.specs`)."""
 
@@ -111,6 +120,11 @@ class JobSpec(BaseModel):
     def id(self) -> str:
         """Content hash of the normalized spec (24 hex digits)."""
         return hashlib.sha256(self.canonical().encode()).hexdigest()[:24]
+
+    def keyed_id(self, key: bytes) -> str:
+        """Keyed hash (HMAC-SHA256) of the canonical spec, 24 hex digits: the same request gets the
+        same id, and nobody without `key` can compute the id of a request."""
+        return hmac.new(key, self.canonical().encode(), hashlib.sha256).hexdigest()[:24]
 
     def typed_params(self) -> BaseModel:
         """The params as their kind's pydantic model."""
@@ -154,7 +168,7 @@ def _readable(exc: ValidationError, raw: dict[str, Any]) -> list[dict[str, Any]]
     return problems
 
 
-JobStatus = Literal["queued", "running", "done", "failed"]
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
 class _JobRequest(BaseModel):
@@ -183,6 +197,18 @@ def job_request_type() -> Any:
     """The request body of `POST /jobs`: a union of every kind's typed request, told apart by `kind`."""
     models = tuple(request_model(k) for k in kinds.all_kinds().values())
     return Annotated[Union[models], Field(discriminator="kind")]  # noqa: UP007 (a runtime tuple)
+
+
+def job_examples() -> dict[str, dict[str, Any]]:
+    """One valid request per kind (its declared example inputs, the demo model, default params),
+    named by the kind: the OpenAPI document's examples of `POST /jobs`."""
+    return {
+        kind.name: {
+            "summary": kind.title,
+            "value": {"kind": kind.name, "model": "demo", "inputs": dict(kind.example_inputs), "params": {}},
+        }
+        for kind in kinds.all_kinds().values()
+    }
 
 
 def spec_from_request(request: BaseModel) -> JobSpec:

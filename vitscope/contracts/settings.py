@@ -14,7 +14,7 @@ too. Unknown variables are ignored. The defaults serve the embedded local stack:
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
@@ -47,3 +47,25 @@ class SharedSettings(BaseSettings):
     tensor_ttl_s: int = Field(
         default=THIRTY_DAYS_S, ge=60, description="lifetime of a stored result tensor, refreshed on read"
     )
+    auth: bool = Field(
+        default=False,
+        description="require a token: the API a bearer header, the dashboard a login (off for the "
+        "local stack on 127.0.0.1, on in docker compose)",
+    )
+    auth_tokens: str = Field(
+        default="",
+        repr=False,
+        description="the accepted tokens as comma-separated name:token pairs (e.g. alice:3f9c...,bob:...); "
+        "the name identifies the client for quotas and rate limits",
+    )
+
+    @model_validator(mode="after")
+    def _tokens_when_auth(self) -> SharedSettings:
+        if self.auth and not self.tokens():
+            raise ValueError("VITSCOPE_AUTH is on but VITSCOPE_AUTH_TOKENS names no name:token pair")
+        return self
+
+    def tokens(self) -> dict[str, str]:
+        """Return the accepted tokens, each mapped to its client name."""
+        pairs = (item.strip().partition(":") for item in self.auth_tokens.split(",") if item.strip())
+        return {token.strip(): name.strip() for name, _, token in pairs if token.strip()}

@@ -22,6 +22,8 @@ FAMILIES = ("vit", "deit", "deit-distilled", "dinov2", "dinov2-registers")
 SIZES = ("micro", "tiny", "small", "base")
 IMGFOCUS = "imgfocus:dinov2-s"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+MAX_SPEC_CHARS = 1024
+"""The longest model spec (a folder path); each path component has at most 255 characters."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ def parse_model_spec(text: str, check_folder: bool = True) -> ModelSpec:
     text = text.strip()
     if not text:
         raise UserError("empty model spec: use 'demo', 'random:<family>-<size>', a hub id or a folder")
+    if len(text) > MAX_SPEC_CHARS or any(len(part) > 255 for part in text.split("/")) or "\0" in text:
+        raise UserError(
+            f"model spec {text[:60]!r}... is too long or malformed: at most {MAX_SPEC_CHARS} characters, "
+            "255 per path component"
+        )
     if text == "demo":
         return ModelSpec("demo", "demo")
     if text.startswith("random:"):
@@ -54,16 +61,34 @@ def parse_model_spec(text: str, check_folder: bool = True) -> ModelSpec:
         if text != IMGFOCUS:
             raise UserError(f"unknown offline model {text!r}: the one offline real model is {IMGFOCUS!r}")
         return ModelSpec("imgfocus", IMGFOCUS)
-    path = Path(text).expanduser()
-    if text.startswith(("/", ".", "~")) or path.is_dir():
-        if check_folder and not path.is_dir():
-            raise UserError(f"model folder {text!r} does not exist")
-        return ModelSpec("folder", str(path.resolve()))
+    try:
+        path = Path(text).expanduser()
+        if text.startswith(("/", ".", "~")) or _is_dir(path):
+            if check_folder and not _is_dir(path):
+                raise UserError(folder_refused(text))
+            return ModelSpec("folder", str(path.resolve()))
+    except (OSError, RuntimeError, ValueError) as exc:  # "~nobody", a loop of links
+        raise UserError(f"model folder {text!r} cannot be resolved ({exc})") from exc
     if not _HUB_ID.match(text) or text.count("/") > 1:
         raise UserError(
             f"{text!r} is not a model spec: use 'demo', 'random:<family>-<size>', a hub id or a folder"
         )
     return ModelSpec("hub", text)
+
+
+def folder_refused(text: str) -> str:
+    """The one message for a folder model that is not allowed or not found (no hint which)."""
+    return (
+        f"model folder {text[:200]!r} is not allowed or not found: a folder model is a folder with "
+        "config.json and model.safetensors (under one of VITSCOPE_MODEL_ROOTS when the service sets them)"
+    )
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # a name the file system refuses is no folder here
+        return False
 
 
 def _parse_random(text: str) -> ModelSpec:

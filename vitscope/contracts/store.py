@@ -10,6 +10,14 @@ Torch-free on purpose: the API imports it. Three kinds of keys, with two lifetim
   JSON, named by the hash of its bytes. These carry a TTL refreshed on every read, and Redis
   runs with `maxmemory-policy volatile-lru`, so under memory pressure only results are
   evicted. A job whose results were evicted is put back on the queue from its stored spec.
+
+Small keys keep queued and running jobs honest: `vitscope:beat:<id>`, the heartbeat a worker
+refreshes while it computes the job (a short TTL: it vanishes with the worker or the broker); the
+set `vitscope:running` of the jobs marked running, which a worker's reaper walks to put every job
+whose heartbeat is gone back on the queue (`requeue_lost`); and the sorted set `vitscope:queued`
+of the jobs marked queued (by when), so the reaper can send again a queued job whose message was
+lost (an API that died between writing the record and sending it). A job is cancelled by setting
+its status to `cancelled`; its worker reads the status at every batch and stops.
 """
 
 from __future__ import annotations
@@ -30,17 +38,28 @@ from redis.exceptions import RedisError
 PREFIX = "vitscope"
 SUMMARY = "summary"
 JSON_DTYPE = "json"
+RUNNING = f"{PREFIX}:running"
+QUEUED = f"{PREFIX}:queued"
+BEAT_TTL_S = 30
+"""A running job whose heartbeat is older than this counts as lost (its worker refreshes it every 10 s)."""
 
-# Create the record, or reset it when the earlier attempt failed or went stale. Returns 1 when
-# the caller must enqueue the job. One script, so two identical requests enqueue it once.
+# Create the record, or reset it when the earlier attempt failed, was cancelled or went stale (a
+# queued/running record silent for ARGV[4], or a running one whose heartbeat KEYS[2] is gone and
+# that is silent since ARGV[5]). Returns 1 when the caller must enqueue the job. One script, so two
+# identical requests enqueue it once.
 _SUBMIT = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if status and status ~= 'failed' then
+if status == 'done' then return 0 end
+if status == 'queued' or status == 'running' then
   local updated = tonumber(redis.call('HGET', KEYS[1], 'updated') or '0')
-  if status == 'done' or updated >= tonumber(ARGV[4]) then return 0 end
+  local lost = status == 'running' and redis.call('EXISTS', KEYS[2]) == 0
+    and updated < tonumber(ARGV[5])
+  if updated >= tonumber(ARGV[4]) and not lost then return 0 end
 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'spec', ARGV[2], 'status', 'queued', 'progress', '0',
   'message', 'waiting for a worker', 'error', '', 'attempts', '0', 'updated', ARGV[3], 'worker', '')
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('HSETNX', KEYS[1], 'created', ARGV[3])
 redis.call('HSETNX', KEYS[1], 'runs', '0')
 redis.call('HSETNX', KEYS[1], 'results', '{}')
@@ -52,13 +71,56 @@ _REQUEUE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'done' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'progress', '0', 'message', ARGV[2],
   'attempts', '0', 'updated', ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
 return 1
+"""
+
+# A running job whose heartbeat KEYS[2] is gone and that is silent since ARGV[2] goes back to
+# queued, once however many reapers notice; a record no longer running leaves the set KEYS[3].
+_REQUEUE_LOST = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' then redis.call('SREM', KEYS[3], ARGV[1]) return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'updated') or '0') >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'progress', '0', 'message', ARGV[4],
+  'updated', ARGV[3], 'worker', '')
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+return 1
+"""
+
+# Cancel a queued or running job (its worker stops at its next batch); return the status it had.
+_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' or status == 'running' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'message', ARGV[2], 'updated', ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[3])
+end
+return status or ''
+"""
+
+# Delete a settled job's record and its result tensors; return the status it had ('' if none).
+_DELETE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'done' and status ~= 'failed' and status ~= 'cancelled' then return status or '' end
+for _, ref in pairs(cjson.decode(redis.call('HGET', KEYS[1], 'results') or '{}')) do
+  redis.call('DEL', ref['key'])
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return status
 """
 
 
 def job_key(job_id: str) -> str:
     """Redis key of a job record."""
     return f"{PREFIX}:job:{job_id}"
+
+
+def beat_key(job_id: str) -> str:
+    """Redis key of a running job's heartbeat."""
+    return f"{PREFIX}:beat:{job_id}"
 
 
 def blob_key(blob_id: str) -> str:
@@ -165,6 +227,9 @@ class Store:
         self.tensor_ttl_s = tensor_ttl_s
         self._submit = redis.register_script(_SUBMIT)
         self._requeue = redis.register_script(_REQUEUE)
+        self._requeue_lost = redis.register_script(_REQUEUE_LOST)
+        self._cancel = redis.register_script(_CANCEL)
+        self._delete = redis.register_script(_DELETE)
 
     @classmethod
     def from_url(cls, url: str, tensor_ttl_s: int) -> Store:
@@ -191,6 +256,13 @@ class Store:
         data = cast(bytes | None, self.redis.hget(blob_key(blob_id), "data"))
         return data
 
+    def delete_blob(self, blob_id: str, kind: str) -> bool:
+        """Delete an upload of `kind` (image|archive); return whether there was one."""
+        [meta] = self.blob_metas([blob_id])
+        if meta is None or meta.get("kind") != kind:
+            return False
+        return bool(self.redis.delete(blob_key(blob_id)))
+
     def blob_metas(self, blob_ids: Iterable[str]) -> list[dict[str, Any] | None]:
         """Return each upload's metadata (`kind` image|archive, ...), None where it does not exist."""
         pipe = self.redis.pipeline(transaction=False)
@@ -205,30 +277,50 @@ class Store:
         raw = cast(dict[bytes, bytes], self.redis.hgetall(job_key(job_id)))
         return JobRecord.from_hash(raw) if raw else None
 
-    def submit(self, job_id: str, spec: Mapping[str, Any], stale_after_s: float) -> bool:
-        """Create the record of a new job, or reset a failed or stale one; return whether to enqueue it.
+    def submit(
+        self, job_id: str, spec: Mapping[str, Any], stale_after_s: float, lost_after_s: float = BEAT_TTL_S
+    ) -> bool:
+        """Create the record of a new job, or reset a failed, cancelled or stale one; return whether to enqueue it.
 
-        A queued or running record not updated for `stale_after_s` seconds counts as lost.
+        A queued or running record not updated for `stale_after_s` seconds counts as lost, and so
+        does a running one without a heartbeat that is silent for `lost_after_s`.
         """
         now = time.time()
         canonical = json.dumps(dict(spec), sort_keys=True, separators=(",", ":"))
-        return bool(self._submit(keys=[job_key(job_id)], args=[job_id, canonical, now, now - stale_after_s]))
+        keys = [job_key(job_id), beat_key(job_id), RUNNING, QUEUED]
+        args: list[str | float] = [job_id, canonical, now, now - stale_after_s, now - lost_after_s]
+        return bool(self._submit(keys=keys, args=args))
 
     def requeue(self, job_id: str, message: str) -> bool:
         """Put a done job back to queued (its results are gone); return whether this call did it."""
-        return bool(self._requeue(keys=[job_key(job_id)], args=[time.time(), message]))
+        return bool(self._requeue(keys=[job_key(job_id), QUEUED], args=[time.time(), message, job_id]))
 
-    def start(self, job_id: str, worker: str) -> int:
-        """Mark the job running on `worker`; return how many times this computation has started."""
+    def start(self, job_id: str, worker: str, beat_ttl_s: int = BEAT_TTL_S) -> int:
+        """Mark the job running on `worker` with a fresh heartbeat; return how many times this computation has started."""
         pipe = self.redis.pipeline()
         pipe.hincrby(job_key(job_id), "attempts", 1)
         pipe.hset(job_key(job_id), mapping=_state("running", 0.0, "starting", worker=worker, error=""))
+        pipe.set(beat_key(job_id), worker, ex=beat_ttl_s)
+        pipe.sadd(RUNNING, job_id)
+        pipe.zrem(QUEUED, job_id)
         return int(pipe.execute()[0])
 
+    def beat(self, job_id: str, worker: str, ttl_s: int = BEAT_TTL_S) -> None:
+        """Refresh the heartbeat of a job `worker` is computing."""
+        self.redis.set(beat_key(job_id), worker, ex=ttl_s)
+
+    def status(self, job_id: str) -> str | None:
+        """Return the job's status alone (cheap enough to read at every batch), None if there is no job."""
+        raw = cast(bytes | None, self.redis.hget(job_key(job_id), "status"))
+        return raw.decode() if raw is not None else None
+
     def set_progress(self, job_id: str, fraction: float, message: str) -> None:
-        """Record the progress (0..1) and a short message of a running job."""
+        """Record the progress (0..1) and a short message of a running job (never its status: a
+        cancelled job stays cancelled)."""
         fraction = min(max(float(fraction), 0.0), 1.0)
-        self.redis.hset(job_key(job_id), mapping=_state("running", fraction, message))
+        state = _state("running", fraction, message)
+        del state["status"]
+        self.redis.hset(job_key(job_id), mapping=state)
 
     def finish(self, job_id: str, results: Mapping[str, ResultRef]) -> None:
         """Mark the job done with its result manifest."""
@@ -236,11 +328,59 @@ class Store:
         pipe = self.redis.pipeline()
         pipe.hset(job_key(job_id), mapping={**_state("done", 1.0, "done"), "results": manifest})
         pipe.hincrby(job_key(job_id), "runs", 1)
+        pipe.delete(beat_key(job_id))
+        pipe.srem(RUNNING, job_id)
+        pipe.zrem(QUEUED, job_id)
         pipe.execute()
 
     def fail(self, job_id: str, error: str) -> None:
         """Mark the job failed with a message a person can act on."""
-        self.redis.hset(job_key(job_id), mapping=_state("failed", 0.0, "failed", error=error))
+        pipe = self.redis.pipeline()
+        pipe.hset(job_key(job_id), mapping=_state("failed", 0.0, "failed", error=error))
+        pipe.delete(beat_key(job_id))
+        pipe.srem(RUNNING, job_id)
+        pipe.zrem(QUEUED, job_id)
+        pipe.execute()
+
+    def stopped(self, job_id: str) -> None:
+        """Drop the heartbeat of a job its worker stopped computing (cancelled, or taken back)."""
+        self.redis.delete(beat_key(job_id))
+
+    def cancel(self, job_id: str, message: str) -> str | None:
+        """Cancel a queued or running job; return the status it had (None: no such job).
+
+        A running job's worker sees the status at its next batch and stops.
+        """
+        keys = [job_key(job_id), RUNNING, QUEUED]
+        return _text(self._cancel(keys=keys, args=[time.time(), message, job_id]))
+
+    def delete_job(self, job_id: str) -> str | None:
+        """Delete a done, failed or cancelled job's record and result tensors; return the status it
+        had (a queued or running job is left alone; None: no such job)."""
+        return _text(self._delete(keys=[job_key(job_id), beat_key(job_id), QUEUED], args=[job_id]))
+
+    def running_jobs(self) -> list[str]:
+        """Return the ids of the jobs marked running (some may be lost: see `requeue_lost`)."""
+        return sorted(m.decode() for m in cast(set[bytes], self.redis.smembers(RUNNING)))
+
+    def requeue_lost(self, job_id: str, message: str, lost_after_s: float = BEAT_TTL_S) -> bool:
+        """Put a running job whose heartbeat is gone back to queued; return whether this call did it."""
+        now = time.time()
+        keys = [job_key(job_id), beat_key(job_id), RUNNING, QUEUED]
+        return bool(self._requeue_lost(keys=keys, args=[job_id, now - lost_after_s, now, message]))
+
+    def queued_jobs(self, waiting_s: float) -> list[str]:
+        """Return the ids of the jobs marked queued at least `waiting_s` ago (oldest first)."""
+        raw = self.redis.zrangebyscore(QUEUED, "-inf", time.time() - waiting_s)
+        return [m.decode() for m in cast(list[bytes], raw)]
+
+    def still_queued(self, job_id: str) -> bool:
+        """Whether the job is still queued, restarting its wait if so (forgetting it if not)."""
+        if self.status(job_id) == "queued":
+            self.redis.zadd(QUEUED, {job_id: time.time()}, xx=True)
+            return True
+        self.redis.zrem(QUEUED, job_id)
+        return False
 
     # result tensors --------------------------------------------------------------------------
 
@@ -277,6 +417,12 @@ class Store:
         """Return whether every result of a manifest is still stored (none evicted)."""
         keys = {ref.key for ref in results.values()}
         return bool(keys) and int(self.redis.exists(*keys)) == len(keys)
+
+
+def _text(reply: bytes | str | None) -> str | None:
+    # a script's string reply; '' stands for "no such record"
+    text = reply.decode() if isinstance(reply, bytes) else reply
+    return text or None
 
 
 def _state(status: str, progress: float, message: str, **extra: str) -> dict[Any, Any]:

@@ -1,13 +1,20 @@
-"""`POST /archives`: an ImageFolder zip (one folder per class), checked and stored by its hash."""
+"""`POST /archives`: an ImageFolder zip (one folder per class), checked and stored by its hash;
+`DELETE /archives/{id}` deletes it."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, UploadFile
+from fastapi.responses import Response
 from pydantic import BaseModel
 
-from backend.api.deps import SettingsDep, StoreDep
-from backend.api.routes.images import read_capped
+from backend.access import check_rate
+from backend.api.deps import ClientDep, QuotaDep, SettingsDep, StoreDep
+from backend.api.errors import COMMON, responses
+from backend.api.routes.images import BlobId, read_capped
+from backend.errors import ApiError
 from backend.uploads import inspect_archive
+from vitscope.contracts.archives import ArchiveBudget
+from vitscope.contracts.store import blob_key
 
 router = APIRouter(tags=["images"])
 
@@ -20,10 +27,32 @@ class ArchiveUploaded(BaseModel):
     classes: list[str]
 
 
-@router.post("/archives", response_model=ArchiveUploaded)
-def upload_archive(file: UploadFile, store: StoreDep, settings: SettingsDep) -> ArchiveUploaded:
-    """Check the zip (image members in class folders, size caps) and store it durably; return its id."""
+@router.post("/archives", response_model=ArchiveUploaded, responses=responses(*COMMON, 400, 413, 415, 422))
+def upload_archive(
+    file: UploadFile, store: StoreDep, settings: SettingsDep, client: ClientDep, quota: QuotaDep
+) -> ArchiveUploaded:
+    """Check the zip (image members in class folders, size caps, unpacking budget) and store it
+    durably; return its id."""
+    check_rate(store, "uploads", client, settings.rate_uploads_per_minute, "VITSCOPE_RATE_UPLOADS_PER_MINUTE")
     data = read_capped(file, settings.max_archive_bytes)
-    info = inspect_archive(data, settings.max_pixels, settings.max_upload_bytes)
-    archive_id = store.put_blob(data, {"kind": "archive", "images": info.images, "classes": info.classes})
+    budget = ArchiveBudget(
+        settings.max_archive_unpacked_bytes, settings.max_archive_ratio, settings.archive_check_s
+    )
+    info = inspect_archive(data, settings.max_pixels, settings.max_upload_bytes, budget)
+    meta = {"kind": "archive", "images": info.images, "classes": info.classes}
+    archive_id = quota.put_blob(store, data, meta, client.name)
     return ArchiveUploaded(id=archive_id, images=info.images, classes=info.classes)
+
+
+@router.delete(
+    "/archives/{archive_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**responses(*COMMON, 404, 422), 204: {"description": "the zip is deleted"}},
+)
+def delete_archive(archive_id: BlobId, store: StoreDep, quota: QuotaDep) -> Response:
+    """Delete an uploaded zip. Finished jobs keep their results; a job that still needs it fails."""
+    if not store.delete_blob(archive_id, "archive"):
+        raise ApiError(404, f"no uploaded zip with id {archive_id}: nothing to delete")
+    quota.release(blob_key(archive_id))
+    return Response(status_code=204)

@@ -1,4 +1,5 @@
-"""`POST /images` stores an uploaded image by the hash of its bytes; `GET /images/{id}` serves it."""
+"""`POST /images` stores an uploaded image by the hash of its bytes; `GET /images/{id}` serves it;
+`DELETE /images/{id}` deletes it."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from fastapi import APIRouter, Path, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from backend.api.deps import SettingsDep, StoreDep
+from backend.access import check_rate
+from backend.api.deps import ClientDep, QuotaDep, SettingsDep, StoreDep
+from backend.api.errors import COMMON, responses
 from backend.errors import ApiError
 from backend.uploads import CONTENT_TYPES, inspect_image
 from vitscope.contracts.jobs import IMAGE_ID
+from vitscope.contracts.store import blob_key
 
 router = APIRouter(tags=["images"])
 BlobId = Annotated[str, Path(pattern=IMAGE_ID, description="sha256 of the uploaded bytes")]
@@ -26,17 +30,24 @@ class ImageUploaded(BaseModel):
     format: str
 
 
-@router.post("/images", response_model=ImageUploaded)
-def upload_image(file: UploadFile, store: StoreDep, settings: SettingsDep) -> ImageUploaded:
-    """Check the upload (real format, size caps, complete decode) and store it durably; return its id."""
+@router.post("/images", response_model=ImageUploaded, responses=responses(*COMMON, 400, 413, 415, 422))
+def upload_image(
+    file: UploadFile, store: StoreDep, settings: SettingsDep, client: ClientDep, quota: QuotaDep
+) -> ImageUploaded:
+    """Check the upload (real format, size caps, complete decode) and store it durably; return its id.
+
+    The width and height are the upright ones (EXIF orientation applied, as the analyses see it).
+    """
+    check_rate(store, "uploads", client, settings.rate_uploads_per_minute, "VITSCOPE_RATE_UPLOADS_PER_MINUTE")
     data = read_capped(file, settings.max_upload_bytes)
-    info = inspect_image(data, settings.max_pixels)
+    info = inspect_image(data, settings.max_pixels, concurrency=settings.decode_concurrency)
     meta = {"kind": "image", "width": info.width, "height": info.height, "format": info.format}
-    image_id = store.put_blob(data, {**meta, "content_type": CONTENT_TYPES[info.format], "bytes": len(data)})
+    meta |= {"content_type": CONTENT_TYPES[info.format], "bytes": len(data)}
+    image_id = quota.put_blob(store, data, meta, client.name)
     return ImageUploaded(id=image_id, width=info.width, height=info.height, format=info.format)
 
 
-@router.get("/images/{image_id}", response_class=Response)
+@router.get("/images/{image_id}", response_class=Response, responses=responses(*COMMON, 404, 422))
 def get_image(image_id: BlobId, store: StoreDep) -> Response:
     """Return an uploaded image's bytes with its content type (immutable: the id is its hash)."""
     [meta] = store.blob_metas([image_id])
@@ -45,6 +56,21 @@ def get_image(image_id: BlobId, store: StoreDep) -> Response:
         raise ApiError(404, f"no uploaded image with id {image_id}: upload it with POST /api/v1/images")
     headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{image_id}"'}
     return Response(data, media_type=str(meta["content_type"]), headers=headers)
+
+
+@router.delete(
+    "/images/{image_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**responses(*COMMON, 404, 422), 204: {"description": "the image is deleted"}},
+)
+def delete_image(image_id: BlobId, store: StoreDep, quota: QuotaDep) -> Response:
+    """Delete an uploaded image. Finished jobs keep their results; a job that still needs the image
+    (queued, or recomputing evicted results) fails, saying to upload it again."""
+    if not store.delete_blob(image_id, "image"):
+        raise ApiError(404, f"no uploaded image with id {image_id}: nothing to delete")
+    quota.release(blob_key(image_id))
+    return Response(status_code=204)
 
 
 def read_capped(file: UploadFile, limit: int) -> bytes:

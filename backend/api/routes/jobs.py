@@ -1,22 +1,36 @@
-"""`POST /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/results/{name}`: submit, watch, read results."""
+"""`POST /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/results/{name}`, `DELETE /jobs/{id}`: submit,
+watch, read results, cancel or delete."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from backend import jobs
-from backend.api.deps import QueueDep, ResultCacheDep, SettingsDep, StoreDep
+from backend.access import check_model_root, check_rate, job_id_key
+from backend.api.deps import ClientDep, QueueDep, QuotaDep, ResultCacheDep, SettingsDep, StoreDep
+from backend.api.errors import COMMON, responses
+from backend.budget import check_cost
 from backend.cache import Rendered
 from backend.errors import ApiError
 from backend.queue import JobQueue
-from vitscope.contracts.jobs import job_request_type
-from vitscope.contracts.store import JSON_DTYPE, JobRecord, Store
+from backend.quota import RECORD_OVERHEAD
+from vitscope.contracts.jobs import job_examples, job_request_type, spec_from_request
+from vitscope.contracts.store import (
+    JSON_DTYPE,
+    JobRecord,
+    ResultRef,
+    Store,
+    decode_array,
+    encode_array,
+    job_key,
+)
 
 router = APIRouter(tags=["jobs"])
 
@@ -25,16 +39,42 @@ if TYPE_CHECKING:
 else:  # one typed schema per declared kind, built when the API starts
     JobRequest = Annotated[
         job_request_type(),
-        Body(description="{kind, model, inputs, params}: one schema per kind, told apart by `kind`"),
+        Body(
+            description="{kind, model, inputs, params}: one schema per kind, told apart by `kind`",
+            openapi_examples=job_examples(),
+        ),
     ]
 
 
-@router.post("/jobs", status_code=202, response_model=jobs.JobView)
+@router.post("/jobs", status_code=202, response_model=jobs.JobView, responses=responses(*COMMON, 413, 422))
 def create_job(
-    body: JobRequest, store: StoreDep, queue: QueueDep, settings: SettingsDep, response: Response
+    body: JobRequest,
+    store: StoreDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    response: Response,
+    client: ClientDep,
+    quota: QuotaDep,
 ) -> jobs.JobView:
-    """Validate and enqueue a job; return its record. The same request returns the same job, computed once."""
-    record = jobs.submit_request(body, store, queue, settings.stale_after_s)
+    """Validate and enqueue a job; return its record. The same request returns the same job, computed once.
+
+    Refused before anything is stored (422) when its estimated cost exceeds the budget.
+    """
+    check_rate(
+        store, "job submissions", client, settings.rate_jobs_per_minute, "VITSCOPE_RATE_JOBS_PER_MINUTE"
+    )
+    spec = spec_from_request(body)
+    check_model_root(spec.model, settings.model_roots)
+    check_cost(spec, store, settings.max_job_gflop)
+    jobs.check_uploads(spec.inputs, store)  # before anything is charged or written
+    job_id = spec.keyed_id(job_id_key(store, settings.job_id_secret))
+    charged = quota.reserve(job_key(job_id), len(spec.canonical()) + RECORD_OVERHEAD, client.name)
+    try:
+        record = jobs.submit_request(body, store, queue, settings.stale_after_s, job_id)
+    except BaseException:
+        if charged:
+            quota.release(job_key(job_id))
+        raise
     response.headers["Location"] = f"/api/v1/jobs/{record.id}"
     return jobs.view(record, settings.dashboard_url)
 
@@ -46,7 +86,15 @@ def get_job(job_id: str, store: StoreDep, queue: QueueDep, settings: SettingsDep
     return jobs.view(record, settings.dashboard_url)
 
 
-@router.get("/jobs/{job_id}/results/{name}", response_class=Response)
+@router.get(
+    "/jobs/{job_id}/results/{name}",
+    response_class=Response,
+    responses={
+        **responses(*COMMON, 400, 404, 409),
+        202: {"model": jobs.JobView, "description": "its results were evicted: recomputing, retry"},
+        304: {"description": "not modified (If-None-Match matched the ETag)"},
+    },
+)
 async def get_result(
     job_id: str,
     name: str,
@@ -56,17 +104,27 @@ async def get_result(
     settings: SettingsDep,
     cache: ResultCacheDep,
     format: Annotated[Literal["json", "npy"], Query(description="json (default) or raw .npy bytes")] = "json",
+    index: Annotated[
+        list[int] | None,
+        Query(
+            max_length=8,
+            description="leading indices to slice the array by: `?index=3&index=1` returns array[3, 1] "
+            "(what one view draws, not the whole array)",
+        ),
+    ] = None,
 ) -> Response:
-    """Return one result: JSON `{name, shape, dtype, data}` (`summary`: the summary object) or .npy bytes.
+    """Return one result: JSON `{name, shape, dtype, data}` (`summary`: the summary object) or .npy bytes,
+    whole or (with `index`) one slice of it.
 
     202 when its tensors had been evicted and the job was queued again; 409 while it is computed.
     """
     # async, with the rendered result cached in-process: the hot path of a shared link
-    key = (job_id, name, format)
+    at = tuple(index or ())
+    key = (job_id, name, format, *map(str, at))
     rendered = cache.get(key)
     if rendered is None:
         loaded = await run_in_threadpool(
-            _load_result, job_id, name, format, store, queue, settings.dashboard_url
+            _load_result, job_id, name, format, store, queue, settings.dashboard_url, at
         )
         if isinstance(loaded, Response):
             return loaded
@@ -74,7 +132,9 @@ async def get_result(
         cache.put(key, rendered)
     elif time.monotonic() - rendered.touched > settings.result_touch_s:
         rendered.touched = time.monotonic()  # keep a popular result from expiring in Redis
-        await run_in_threadpool(store.touch, rendered.ref)
+        if not await run_in_threadpool(store.touch, rendered.ref):
+            cache.drop_job(job_id)  # deleted (through another API process) or evicted: ask Redis again
+            return await get_result(job_id, name, request, store, queue, settings, cache, format, index)
     headers = {"ETag": rendered.etag, "Cache-Control": "no-cache"}
     if request.headers.get("if-none-match") == rendered.etag:
         return Response(status_code=304, headers=headers)
@@ -83,10 +143,55 @@ async def get_result(
     return Response(rendered.body, media_type=rendered.media_type, headers=headers)
 
 
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=jobs.JobView,
+    responses={
+        **responses(*COMMON, 404, 409),
+        200: {"description": "the job was queued: it is cancelled and will not run"},
+        202: {
+            "model": jobs.JobView,
+            "description": "it was running: cancelled, its worker stops at its next batch",
+        },
+        204: {"description": "the job had finished (done, failed, cancelled): record and results deleted"},
+        409: {**responses(409)[409], "description": "the job was submitted again while it was being deleted"},
+    },
+)
+def delete_job(
+    job_id: str,
+    store: StoreDep,
+    settings: SettingsDep,
+    cache: ResultCacheDep,
+    quota: QuotaDep,
+    response: Response,
+) -> Any:
+    """Cancel a queued or running job (200/202, its record says `cancelled`), or delete a finished
+    job's record and result tensors (204). A cancelled job may be submitted again; its uploads stay."""
+    before = store.cancel(job_id, jobs.CANCELLED)
+    if before is None:
+        _record(job_id, store)  # raises the 404
+    if before in ("queued", "running"):
+        response.status_code = 202 if before == "running" else 200
+        return jobs.view(_record(job_id, store), settings.dashboard_url)
+    after = store.delete_job(job_id)
+    cache.drop_job(job_id)
+    if after in ("queued", "running"):
+        raise ApiError(409, f"job {job_id} was submitted again meanwhile: DELETE it again to cancel it")
+    quota.release(job_key(job_id))
+    return Response(status_code=204)
+
+
 def _load_result(
-    job_id: str, name: str, format: str, store: Store, queue: JobQueue, dashboard_url: str
+    job_id: str,
+    name: str,
+    format: str,
+    store: Store,
+    queue: JobQueue,
+    dashboard_url: str,
+    at: tuple[int, ...] = (),
 ) -> Rendered | Response:
-    """Read and render a result from Redis; a 202 response if it was evicted (the job is queued again)."""
+    """Read and render a result (its slice `at`) from Redis; a 202 response if it was evicted (the job is
+    queued again)."""
     record = _record(job_id, store)
     ref = jobs.result_ref(record, name)
     if format == "npy" and ref.dtype == JSON_DTYPE:
@@ -94,10 +199,27 @@ def _load_result(
     data = store.result_bytes(ref)
     if data is None:
         return _recomputing(jobs.recompute(record, store, queue), dashboard_url)
-    etag = f'"{ref.key.rsplit(":", 1)[-1]}.{format}"'
+    etag = f'"{ref.key.rsplit(":", 1)[-1]}{"".join(f".{i}" for i in at)}.{format}"'
+    if at:
+        data = _slice(name, ref, data, at)
     if format == "npy":
         return Rendered(data, "application/octet-stream", etag, ref)
     return Rendered(jobs.result_json(name, ref, data), "application/json", etag, ref)
+
+
+def _slice(name: str, ref: ResultRef, data: bytes, at: tuple[int, ...]) -> bytes:
+    """The .npy bytes of array[at]; `ApiError` 400 for a JSON result or an index outside the array."""
+    if ref.dtype == JSON_DTYPE:
+        raise ApiError(400, f"{name!r} is a JSON object: it cannot be sliced with ?index")
+    array = decode_array(data)
+    if len(at) > array.ndim:
+        raise ApiError(400, f"{name!r} has {array.ndim} axes; ?index gave {len(at)} indices")
+    for axis, (i, size) in enumerate(zip(at, array.shape, strict=False)):
+        if not 0 <= i < size:
+            raise ApiError(
+                400, f"index {i} is outside axis {axis} of {name!r} (size {size}, shape {array.shape})"
+            )
+    return encode_array(np.ascontiguousarray(array[at]))
 
 
 def _record(job_id: str, store: Store) -> JobRecord:

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from vitscope.contracts.store import (
+    RUNNING,
     ResultRef,
     Store,
+    beat_key,
     blob_key,
     decode_array,
     encode_array,
@@ -147,3 +149,105 @@ def test_ping_is_false_when_redis_is_unreachable():
     from vitscope.stack import free_port
 
     assert Store.from_url(f"redis://127.0.0.1:{free_port()}/0", 60).ping() is False
+
+
+# cancel, delete, heartbeats ------------------------------------------------------------------------
+
+
+def test_cancel_settles_a_queued_job_and_it_may_be_submitted_again(store):
+    store.submit("j1", SPEC, stale_after_s=3600)
+    assert store.cancel("j1", "cancelled") == "queued"
+    assert store.job("j1").status == "cancelled"
+    assert store.submit("j1", SPEC, stale_after_s=3600) is True
+    assert store.job("j1").status == "queued"
+
+
+def test_a_cancelled_running_job_stays_cancelled_whatever_its_worker_writes(store):
+    store.submit("j1", SPEC, stale_after_s=3600)
+    store.start("j1", "w/1")
+    assert store.cancel("j1", "cancelled") == "running"
+    store.set_progress("j1", 0.5, "still going")
+    assert store.status("j1") == "cancelled" and store.running_jobs() == []
+
+
+def test_cancel_leaves_settled_and_unknown_jobs_alone(store):
+    store.submit("j1", SPEC, stale_after_s=3600)
+    store.finish("j1", store.put_results({"a": np.ones(1)}, {}))
+    assert store.cancel("j1", "cancelled") == "done" and store.status("j1") == "done"
+    assert store.cancel("nope", "cancelled") is None
+
+
+def test_delete_job_removes_its_record_and_tensors_and_nothing_else(store):
+    for job_id, value in (("j1", 1.0), ("j2", 2.0)):
+        store.submit(job_id, SPEC, stale_after_s=3600)
+        store.finish(job_id, store.put_results({"a": np.full(3, value)}, {"v": value}))
+    blob = store.put_blob(b"image", {"kind": "image"})
+    keys = [ref.key for ref in store.job("j1").results.values()]
+    assert store.delete_job("j1") == "done"
+    assert store.job("j1") is None and store.redis.exists(*keys) == 0
+    assert store.results_present(store.job("j2").results) and store.blob(blob) == b"image"
+    assert store.delete_job("j1") is None
+
+
+def test_delete_job_leaves_a_queued_or_running_job_alone(store):
+    store.submit("j1", SPEC, stale_after_s=3600)
+    assert store.delete_job("j1") == "queued" and store.job("j1") is not None
+
+
+def test_delete_blob_deletes_only_an_upload_of_that_kind(store):
+    blob = store.put_blob(b"zip", {"kind": "archive"})
+    assert store.delete_blob(blob, "image") is False and store.blob(blob) == b"zip"
+    assert store.delete_blob(blob, "archive") is True and store.blob(blob) is None
+    assert store.delete_blob(blob, "archive") is False
+
+
+def test_start_beats_and_finish_clears_the_beat(store):
+    store.submit("j1", SPEC, stale_after_s=3600)
+    store.start("j1", "w/1", beat_ttl_s=30)
+    assert 0 < store.redis.ttl(beat_key("j1")) <= 30 and store.running_jobs() == ["j1"]
+    store.finish("j1", store.put_results({}, {}))
+    assert not store.redis.exists(beat_key("j1")) and store.running_jobs() == []
+
+
+def test_a_running_job_whose_heartbeat_is_gone_is_requeued_once(store):
+    store.submit("j1", SPEC, stale_after_s=3600)
+    store.start("j1", "w/1")
+    assert store.requeue_lost("j1", "lost", lost_after_s=0) is False  # its heartbeat is alive
+    store.redis.delete(beat_key("j1"))
+    assert store.requeue_lost("j1", "lost", lost_after_s=60) is False  # updated too recently
+    assert store.requeue_lost("j1", "lost", lost_after_s=0) is True
+    assert store.requeue_lost("j1", "lost", lost_after_s=0) is False
+    record = store.job("j1")
+    assert record.status == "queued" and record.message == "lost" and record.attempts == 1
+    assert not store.redis.sismember(RUNNING, "j1")
+
+
+def test_resubmitting_a_running_job_whose_heartbeat_is_gone_requeues_it(store):
+    store.submit("j1", SPEC, stale_after_s=3600)
+    store.start("j1", "w/1")
+    assert store.submit("j1", SPEC, stale_after_s=3600, lost_after_s=0) is False  # alive
+    store.redis.delete(beat_key("j1"))
+    assert store.submit("j1", SPEC, stale_after_s=3600, lost_after_s=0) is True
+    assert store.job("j1").status == "queued" and store.running_jobs() == []
+
+
+def test_the_queued_index_holds_exactly_the_queued_jobs(store):
+    store.submit("j1", SPEC, stale_after_s=3600)
+    store.submit("j2", SPEC, stale_after_s=3600)
+    store.submit("j3", SPEC, stale_after_s=3600)
+    assert store.queued_jobs(0) == ["j1", "j2", "j3"] and store.queued_jobs(3600) == []
+    store.start("j1", "w/1")
+    store.cancel("j2", "cancelled")
+    store.fail("j3", "could not be queued")
+    assert store.queued_jobs(0) == []
+    store.redis.delete(beat_key("j1"))
+    assert store.requeue_lost("j1", "lost", lost_after_s=0)
+    assert store.queued_jobs(0) == ["j1"]
+
+
+def test_still_queued_restarts_the_wait_or_forgets_a_job_no_longer_queued(store):
+    store.submit("j1", SPEC, stale_after_s=3600)
+    store.submit("j2", SPEC, stale_after_s=3600)
+    store.redis.hset(job_key("j2"), "status", "done")  # settled without passing through the index
+    assert store.still_queued("j1") and not store.still_queued("j2")
+    assert store.queued_jobs(0) == ["j1"]

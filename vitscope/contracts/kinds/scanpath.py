@@ -1,23 +1,34 @@
 """Parameters of the `scanpath` analysis."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from vitscope.contracts.kinds.base import ArraySpec, Kind, Params, Summary
+from vitscope.contracts.datasets import MAX_OBJECTS
+from vitscope.contracts.kinds.base import MAX_SEED, ArraySpec, Kind, Params, Summary
+
+MAX_BOXES = MAX_OBJECTS
+"""The most object boxes one scene may have (OAT's shelves have 84)."""
+MAX_COORD = 1e6
+"""The largest box coordinate in pixels (an uploaded image has at most 40 MP, any aspect)."""
+Coord = Annotated[float, Field(ge=-MAX_COORD, le=MAX_COORD, allow_inf_nan=False)]
 
 
 class ScanpathParams(Params):
     """OAT scanpath prediction on an uploaded scene or built-in search scenes."""
 
-    target: int | None = Field(None, ge=0, description="index of the target object (scene order)")
-    boxes: tuple[tuple[float, float, float, float], ...] | None = Field(
-        None, description="object boxes (x0, y0, x1, y1) in pixels; proposed from the ViT when omitted"
+    target: int | None = Field(
+        None, ge=0, lt=MAX_BOXES, description="index of the target object (scene order)"
+    )
+    boxes: tuple[tuple[Coord, Coord, Coord, Coord], ...] | None = Field(
+        None,
+        max_length=MAX_BOXES,
+        description="object boxes (x0, y0, x1, y1) in pixels; proposed from the ViT when omitted",
     )
     samples: int = Field(100, ge=1, le=1000, description="sampled scanpaths per scene for the density")
     decoding: Literal["sample", "greedy"] = Field("sample", description="how the shown scanpath is decoded")
     max_length: int = Field(40, ge=1, le=200)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the sampled scanpaths")
 
 
 class ScanpathSummary(Summary):

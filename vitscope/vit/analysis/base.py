@@ -21,7 +21,13 @@ if TYPE_CHECKING:
     from vitscope.vit.data.inputs import Batch, ImageSource
 
 Progress = Callable[[float, str], None]
-"""Called with (fraction done in 0..1, a short message)."""
+"""Called with (fraction done in 0..1, a short message). It may raise `Stopped` to end the analysis."""
+
+
+class Stopped(Exception):
+    """Raised by a `Progress` callback to stop an analysis where it stands: the job was cancelled,
+    or ran over its time or memory budget. `stream` calls the callback after every batch, so an
+    analysis stops within one batch; the exception leaves `run` and the caller frees what it held."""
 
 
 def no_progress(_fraction: float, _message: str) -> None:
@@ -61,6 +67,7 @@ def stream(
 
     Refuses an empty source before any work (`UserError`), then after each batch reports
     `label: done/total images` with the fraction scaled into `span` (a phase of a longer job).
+    That call is where a job is cancelled: a callback that raises `Stopped` ends the loop.
     """
     total = require_images(source)
     start, end = span

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -29,7 +30,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from vitscope.contracts.errors import UserError
-from vitscope.contracts.specs import ModelSpec, parse_model_spec
+from vitscope.contracts.specs import ModelSpec, folder_refused, parse_model_spec
 from vitscope.vit.data.geometry import InputGeometry
 from vitscope.vit.models import configs
 from vitscope.vit.models.hooks import ATTN_IMPLEMENTATION, ModelParts, intervene, probe_attention_calls
@@ -239,6 +240,8 @@ def _load_pretrained(source: str) -> tuple[PreTrainedModel, bool]:
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError) as exc:
+        if source.startswith("/"):  # a folder: one text whether it is missing, unreadable or empty
+            raise UserError(folder_refused(source)) from exc
         raise UserError(
             f"cannot load model {source!r}: no config.json found there ({_first_line(exc)})"
         ) from exc
@@ -262,11 +265,22 @@ def _load_pretrained(source: str) -> tuple[PreTrainedModel, bool]:
         )
     except OSError as exc:
         raise UserError(f"cannot load weights of {source!r}: {_first_line(exc)}") from exc
+    except SafetensorError as exc:
+        raise UserError(
+            f"cannot load weights of {source!r}: {_weights_file(source)} is corrupt or not a safetensors "
+            f"file ({_first_line(exc)}): replace it with a complete copy"
+        ) from exc
     missing = [*sorted(info.get("missing_keys") or []), *map(str, info.get("mismatched_keys") or [])]
     if missing:
         # never a number from a layer the checkpoint does not have: refuse rather than initialise it
         raise UserError(f"model {source!r} lacks weights for {', '.join(missing[:4])}: not loaded")
     return model, classifier
+
+
+def _weights_file(source: str) -> str:
+    folder = Path(source)
+    found = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    return ", ".join(repr(str(path)) for path in found) or f"the safetensors weights of {source!r}"
 
 
 def has_classifier_head(config: Any) -> bool:

@@ -18,7 +18,7 @@ def test_zip_with_class_folders_is_stored_by_its_hash(client, redis):
         "images": 4,
         "classes": ["circle", "star"],
     }
-    assert redis.dbsize() == 1
+    assert len(redis.keys("vitscope:blob:*")) == 1  # and the quota's counters
 
 
 def test_not_a_zip_is_refused_and_nothing_is_stored(client, redis):
@@ -31,3 +31,13 @@ def test_zip_without_class_folders_is_refused(client, redis):
     response = upload(client, zip_of({"a.png": image_bytes(), "notes.txt": b"hi"}))
     assert response.status_code == 422 and "class folders" in response.json()["error"]["message"]
     assert redis.dbsize() == 0
+
+
+def test_delete_removes_the_zip_but_not_an_image_of_the_same_id_space(client, redis):
+    archive_id = upload(client, image_folder_zip({"circle": 1})).json()["id"]
+    image_id = client.post("/api/v1/images", files={"file": ("a.png", image_bytes(), "image/png")}).json()[
+        "id"
+    ]
+    assert client.delete(f"/api/v1/archives/{image_id}").status_code == 404  # an image, not a zip
+    assert client.delete(f"/api/v1/archives/{archive_id}").status_code == 204
+    assert redis.exists(f"vitscope:blob:{archive_id}") == 0 and redis.exists(f"vitscope:blob:{image_id}") == 1

@@ -8,9 +8,10 @@ from backend.settings import ApiSettings
 from vitscope.stack import free_port
 
 
-def test_health_reports_redis_and_no_workers_as_degraded(client):
-    body = client.get("/api/v1/health").json()
-    assert body == {"status": "degraded", "redis": True, "workers": 0}
+def test_health_reports_redis_and_no_workers_as_degraded_with_503(client):
+    response = client.get("/api/v1/health")
+    assert response.status_code == 503  # a health check (compose, a load balancer) sees it
+    assert response.json() == {"status": "degraded", "redis": True, "workers": 0}
 
 
 def test_health_reports_an_unreachable_redis():
@@ -18,5 +19,6 @@ def test_health_reports_an_unreachable_redis():
     app.dependency_overrides[get_settings] = lambda: ApiSettings(
         redis_url=f"redis://127.0.0.1:{free_port()}/0"
     )
-    body = TestClient(app).get("/api/v1/health").json()
-    assert body["redis"] is False and body["status"] == "degraded"
+    response = TestClient(app).get("/api/v1/health")
+    assert response.status_code == 503
+    assert response.json()["redis"] is False and response.json()["status"] == "degraded"

@@ -83,7 +83,7 @@ def test_job_on_images_never_uploaded_is_a_422_naming_the_missing_id(client, red
     assert response.status_code == 422
     [problem] = response.json()["error"]["problems"]
     assert problem["loc"] == ["inputs", "images", 1] and missing in problem["msg"]
-    assert redis.dbsize() == 1  # the upload only
+    assert len(redis.keys("vitscope:job:*")) == 0  # only the upload and its quota charge
 
 
 def test_job_body_that_is_not_json_is_a_422(client):
@@ -137,6 +137,31 @@ def test_done_job_serves_arrays_as_json_and_npy_and_the_summary_as_an_object(cli
     assert raw.headers["content-type"] == "application/octet-stream"
     np.testing.assert_array_equal(np.load(io.BytesIO(raw.content), allow_pickle=False), cam)
     assert client.get(f"/api/v1/jobs/{job_id}/results/summary").json() == {"grid": [2, 3], "spearman": None}
+
+
+def test_a_result_is_served_sliced_by_its_leading_indices(client, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    attention = np.arange(2 * 3 * 4 * 4, dtype=np.float16).reshape(2, 3, 4, 4)
+    finish(store, job_id, {"attention": attention}, {})
+    url = f"/api/v1/jobs/{job_id}/results/attention"
+    raw = client.get(url, params={"format": "npy", "index": [1, 2]})
+    np.testing.assert_array_equal(np.load(io.BytesIO(raw.content), allow_pickle=False), attention[1, 2])
+    assert client.get(url, params={"index": [1]}).json()["shape"] == [3, 4, 4]
+    whole = client.get(url, params={"format": "npy"})  # not the slice cached before
+    assert np.load(io.BytesIO(whole.content), allow_pickle=False).shape == (2, 3, 4, 4)
+    for index in ([2], [0, 3], [0, 0, 0, 0, 0], [-1]):
+        response = client.get(url, params={"index": index})
+        assert response.status_code == 400, index
+        assert "attention" in response.json()["error"]["message"]
+    assert client.get(f"/api/v1/jobs/{job_id}/results/summary", params={"index": [0]}).status_code == 400
+
+
+def test_an_interactive_kinds_job_goes_to_the_interactive_queue(client, redis, settings):
+    body = {**JOB, "kind": "head-pruning", "params": {"image": 1, "layer": 0, "head": 1}}
+    assert client.post("/api/v1/jobs", json=body).status_code == 202
+    assert redis.llen(f"{settings.queue}.interactive") == 1 and queued(redis, settings) == 0
+    assert client.post("/api/v1/jobs", json=JOB).status_code == 202
+    assert queued(redis, settings) == 1  # a dataset-wide kind's job: the usual queue
 
 
 def test_non_finite_values_become_null(client, store):
@@ -193,3 +218,46 @@ def test_records_and_uploads_are_kept_without_ttl_while_results_expire(client, r
     finish(store, job_id, {"cam": np.zeros(2)}, {})
     assert redis.ttl(f"vitscope:job:{job_id}") == -1 and redis.ttl(f"vitscope:blob:{image_id}") == -1
     assert redis.ttl(store.job(job_id).results["cam"].key) > 0
+
+
+def test_delete_cancels_a_queued_job_and_it_may_be_submitted_again(client, redis, settings):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    response = client.delete(f"/api/v1/jobs/{job_id}")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert client.get(f"/api/v1/jobs/{job_id}").json()["status"] == "cancelled"
+    assert client.post("/api/v1/jobs", json=JOB).json()["status"] == "queued"
+    assert queued(redis, settings) == 2
+
+
+def test_delete_cancels_a_running_job_with_202(client, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    store.start(job_id, "test/1")
+    response = client.delete(f"/api/v1/jobs/{job_id}")
+    assert response.status_code == 202 and response.json()["status"] == "cancelled"
+    assert store.status(job_id) == "cancelled"
+
+
+def test_delete_of_a_finished_job_removes_its_record_and_results(client, redis, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    other = client.post("/api/v1/jobs", json={**JOB, "params": {"batch_size": 2}}).json()["id"]
+    finish(store, job_id, {"cam": np.zeros(2)}, {})
+    finish(store, other, {"cam": np.ones(2)}, {})
+    assert client.get(f"/api/v1/jobs/{job_id}/results/cam").status_code == 200  # now in the API's cache
+    keys = [ref.key for ref in store.job(job_id).results.values()]
+    response = client.delete(f"/api/v1/jobs/{job_id}")
+    assert response.status_code == 204 and response.content == b""
+    assert redis.exists(*keys) == 0 and store.job(job_id) is None
+    assert client.get(f"/api/v1/jobs/{job_id}/results/cam").status_code == 404
+    assert client.get(f"/api/v1/jobs/{other}/results/cam").status_code == 200
+
+
+def test_delete_of_an_unknown_job_is_a_404(client):
+    response = client.delete("/api/v1/jobs/abc")
+    assert response.status_code == 404 and "no job abc" in response.json()["error"]["message"]
+
+
+def test_openapi_documents_the_answers_of_delete(client):
+    operations = client.get("/openapi.json").json()["paths"]
+    assert {"200", "202", "204", "404"} <= set(operations["/api/v1/jobs/{job_id}"]["delete"]["responses"])
+    assert {"204", "404"} <= set(operations["/api/v1/images/{image_id}"]["delete"]["responses"])
+    assert {"204", "404"} <= set(operations["/api/v1/archives/{archive_id}"]["delete"]["responses"])

@@ -76,7 +76,7 @@ def test_non_vit_model_is_refused(tmp_path):
         ("", "empty model spec"),
         ("random:vit-huge", "unknown random model"),
         ("random:swin-tiny", "unknown random model"),
-        ("/no/such/folder", "does not exist"),
+        ("/no/such/folder", "is not allowed or not found"),
         ("a/b/c", "is not a model spec"),
     ],
 )
@@ -122,3 +122,23 @@ def test_resized_analyses_another_multiple_of_the_patch_size():
         assert bigger.forward(bigger.preprocess(np.zeros((1, 48, 48, 3), np.uint8))).shape == (1, 14)
     with pytest.raises(UserError, match="multiple of the patch size 8"):
         lm.resized(50)
+
+
+def test_a_corrupt_safetensors_file_is_named_in_the_error(tmp_path):
+    lm = micro("vit")
+    lm.model.save_pretrained(tmp_path, safe_serialization=True)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated: the header promises more
+    with pytest.raises(UserError, match=r"model\.safetensors' is corrupt or not a safetensors file"):
+        load_model(str(tmp_path))
+
+
+def test_a_missing_and_an_empty_folder_get_the_same_error(tmp_path):
+    with pytest.raises(UserError) as missing:
+        load_model(str(tmp_path / "nope"))
+    with pytest.raises(UserError) as empty:
+        load_model(str(tmp_path))
+    assert "is not allowed or not found" in str(missing.value)
+    assert str(empty.value).replace(str(tmp_path), "X") == str(missing.value).replace(
+        str(tmp_path / "nope"), "X"
+    )
