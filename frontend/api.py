@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from frontend.auth import current_token
 from frontend.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,10 @@ class ApiClient:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, accept: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
+        token = current_token()  # the visitor's, passed on: the API counts each person
+        if token:
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Bearer {token}"}
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
@@ -113,7 +117,7 @@ class ApiClient:
             raise ApiError(
                 f"Cannot reach the vitscope API at {self.base_url}: is it running (`vitscope up`)?"
             ) from exc
-        if response.status_code >= 400:
+        if response.status_code >= 400 and response.status_code not in accept:
             raise _error_from(response)
         return response
 
@@ -127,8 +131,8 @@ class ApiClient:
     # -- endpoints --------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """`GET /health`: status, redis, workers."""
-        return dict(self._json("GET", "/health"))
+        """`GET /health`: status, redis, workers (a degraded API answers 503 with the same body)."""
+        return dict(self._json("GET", "/health", accept=(503,)))
 
     def models(self) -> list[dict[str, Any]]:
         """`GET /models`: the suggested model specs with descriptions."""
@@ -167,12 +171,21 @@ class ApiClient:
             self._cache.put(key, record, 4096)
         return record
 
-    def result(self, job_id: str, name: str) -> np.ndarray:
-        """`GET /jobs/{id}/results/{name}?format=npy`: one named result array (cached)."""
-        key = ("result", job_id, name)
+    def cancel(self, job_id: str) -> JobRecord | None:
+        """`DELETE /jobs/{id}`: cancel a queued or running job (returns its record, now `cancelled`),
+        or delete a finished one (returns None)."""
+        self._cache.drop(("job", job_id))
+        response = self._request("DELETE", f"/jobs/{job_id}")
+        return None if response.status_code == 204 else dict(response.json())
+
+    def result(self, job_id: str, name: str, index: tuple[int, ...] = ()) -> np.ndarray:
+        """`GET /jobs/{id}/results/{name}?format=npy`: one named result array, or with `index` its slice
+        array[index] cut by the API (a view fetches what it draws, not a whole model's matrices); cached."""
+        key = ("result", job_id, name, *map(str, index))
         cached = self._cache.get(key)
         if cached is None:
-            response = self._request("GET", f"/jobs/{job_id}/results/{name}", params={"format": "npy"})
+            params: dict[str, Any] = {"format": "npy", "index": list(index)}
+            response = self._request("GET", f"/jobs/{job_id}/results/{name}", params=params)
             self._check_recomputing(job_id, response)
             raw = response.content
             try:

@@ -48,6 +48,9 @@ class Tracker:
         self.notes = f"{prefix}-notes"
 
 
+JOB_CANCEL = "job-cancel"
+"""Pattern-matching type of the cancel button on a queued or running job's progress row ({"type", "job"})."""
+
 # -- home (/) ----------------------------------------------------------------------------------
 HOME = Tracker("home")
 HOME_MODEL = "home-model"
@@ -122,6 +125,13 @@ CAM_RANK = "cam-rank"
 CAM_PICTURE = "cam-picture"
 CAM_PICTURE_FIELD = "cam-picture-field"
 CAM_NO_CLASSIFIER = "cam-no-classifier"
+CAM_TRUST = "cam-trust"
+"""The Trust panel: its heading, the most faithful method and the per-method table."""
+CAM_TRUST_BEST = "cam-trust-best"
+CAM_TRUST_TABLE = "cam-trust-table"
+CAM_TRUST_AUC = "cam-trust-auc"
+CAM_TRUST_CURVES = "cam-trust-curves"
+CAM_TRUST_CASCADE = "cam-trust-cascade"
 
 # -- scanpath (/scanpath) -----------------------------------------------------------------------
 SCAN = Tracker("scan")

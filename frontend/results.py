@@ -43,6 +43,10 @@ class Results:
         """The named array; ApiError if the job has no such result."""
         return self.api.result(self.job_id, name)
 
+    def array_at(self, name: str, *index: int) -> np.ndarray:
+        """The slice array[index] of the named array, cut by the API (only what a view draws travels)."""
+        return self.api.result(self.job_id, name, index)
+
     def optional(self, name: str) -> np.ndarray | None:
         """The named array, or None when this job did not produce it."""
         if self.names and name not in self.names:

@@ -23,7 +23,29 @@ class DashboardSettings(SharedSettings):
     frontend_port: int = Field(default=8050, ge=1, le=65535, description="port the dashboard binds")
     frontend_model: str = Field(default="demo", description="the model the forms start with")
     frontend_poll_ms: int = Field(default=1000, ge=100, le=60_000, description="job polling period")
+    frontend_click_poll_ms: int = Field(
+        default=100,
+        ge=20,
+        le=60_000,
+        description="polling period while only light per-click jobs (head detail, head pruning) are pending",
+    )
+    frontend_head_detail_mb: float = Field(
+        default=64.0,
+        gt=0,
+        le=4096,
+        description="largest attention of all layers of one image the head page asks for in one job (float16 "
+        "MB); a larger model's head page asks for one layer at a time",
+    )
     frontend_api_timeout_s: float = Field(default=30.0, gt=0, description="how long an API call may take")
+    frontend_threads: int = Field(
+        default=8, ge=1, le=256, description="requests the dashboard serves at once"
+    )
+    api_token: str = Field(
+        default="",
+        repr=False,
+        description="the dashboard's own API token, for calls outside a visitor's request (with auth on, "
+        "a visitor's calls carry the visitor's token)",
+    )
 
     @property
     def api_base(self) -> str:

@@ -246,14 +246,21 @@ class HeadsState(PageState):
 
 @dataclass(frozen=True)
 class HeadState(PageState):
-    """`/head`: one head in detail; `query` is a patch index (row-major), -1 the CLS token."""
+    """`/head`: one head in detail; `query` is a patch index (row-major), -1 the CLS token.
+
+    `hd` and `hp` are the light per-selection jobs (the image's attention, the head's partial pruning):
+    the page derives them from the model, data, image, layer and head, so a link naming those always
+    shows the same view; `hi`, `ap` and `pat` are the overview's jobs it links back to.
+    """
 
     path: ClassVar[str] = "/head"
-    jobs: ClassVar[dict[str, str]] = HeadsState.jobs
+    jobs: ClassVar[dict[str, str]] = {**HeadsState.jobs, **kinds_shown_on("/head", "hd", "hp")}
 
     hi: str | None = None
     ap: str | None = None
     pat: str | None = None
+    hd: str | None = None
+    hp: str | None = None
     layer: int = 0
     head: int = 0
     image: int = 0
@@ -266,6 +273,8 @@ class HeadState(PageState):
             "hi": reader.job("hi"),
             "ap": reader.job("ap"),
             "pat": reader.job("pat"),
+            "hd": reader.job("hd"),
+            "hp": reader.job("hp"),
             "layer": reader.integer("layer", 0),
             "head": reader.integer("head", 0),
             "image": reader.integer("image", 0),
@@ -342,8 +351,8 @@ class JobState(PageState):
         return self.kind if key == "job" else None
 
 
-VIEW_STATES: tuple[type[PageState], ...] = (HeadsState, CamState, ScanpathState)
-"""The states of the pages made for particular kinds (`/head` shows the overview's jobs in detail)."""
+VIEW_STATES: tuple[type[PageState], ...] = (HeadsState, HeadState, CamState, ScanpathState)
+"""The states of the pages made for particular kinds."""
 
 
 def view_of(kind: str, job_id: str, model: str | None = None, data: str | None = None) -> PageState:

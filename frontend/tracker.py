@@ -3,7 +3,9 @@
 A page keeps its state (a `PageState`) in a dcc.Store. The tracker writes the state back to the
 URL (dcc.Location with `refresh=False`, so the page is not rebuilt), polls the jobs the state
 names until they settle, publishes the ids of finished jobs in a `ready` store (pages redraw when
-it changes), and offers to recompute jobs the API does not know when the link says how.
+it changes), and offers to recompute jobs the API does not know when the link says how. The cancel
+button on a queued or running job's progress row (`components.progress_row`) is handled here once
+for every page: it asks the API to cancel the job, and the next poll shows it `cancelled`.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
+from dash import MATCH, Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
 from frontend import ids
 from frontend.api import ApiClient, ApiError, JobRecord, get_client
 from frontend.components import notice, progress_row, short_id
 from frontend.settings import get_settings
 from frontend.state import PageState, data_to_inputs
+from vitscope.contracts import kinds
 
 HIDDEN = {"display": "none"}
+SETTLED = ("done", "failed", "cancelled")
+"""Statuses a job leaves only when it is submitted again: nothing to poll for."""
 
 RebuildParams = Callable[[Any, str], dict[str, Any]]
 """(page state, URL key) -> the params of the job to submit for that key when it is missing."""
@@ -36,10 +41,19 @@ class JobsView:
 
     @property
     def settled(self) -> bool:
-        """True when nothing is left to wait for (every job done, failed or unknown)."""
-        return self.error is None and all(
-            r.get("status") in ("done", "failed") for r in self.records.values()
-        )
+        """True when nothing is left to wait for (every job done, failed, cancelled or unknown)."""
+        return self.error is None and all(r.get("status") in SETTLED for r in self.records.values())
+
+    @property
+    def clicks_only(self) -> bool:
+        """True when every job still pending is an interactive kind's (a click's light work)."""
+        pending = [r for r in self.records.values() if r.get("status") not in SETTLED]
+        return bool(pending) and all(_interactive(str(r.get("kind"))) for r in pending)
+
+    def poll_ms(self) -> int:
+        """How soon to poll again: quickly while only a click's light jobs run, else the usual period."""
+        settings = get_settings()
+        return settings.frontend_click_poll_ms if self.clicks_only else settings.poll_ms
 
     @property
     def done_ids(self) -> list[str]:
@@ -49,6 +63,11 @@ class JobsView:
     def is_done(self, key: str) -> bool:
         """True when the job under URL key `key` has finished."""
         return self.records.get(key, {}).get("status") == "done"
+
+
+def _interactive(kind: str) -> bool:
+    declared = kinds.all_kinds().get(kind)
+    return declared is not None and declared.interactive
 
 
 def poll_jobs(api: ApiClient, job_ids: dict[str, str]) -> JobsView:
@@ -92,8 +111,15 @@ def progress_children(view: JobsView, state: PageState) -> list[Any]:
                 [dcc.Link("Go home", href="/", className="button button-ghost")],
             )
         )
-    if any(r.get("status") != "done" for r in view.records.values()):
-        out += [progress_row(str(r.get("kind") or state.kind_of(k) or k), r) for k, r in view.records.items()]
+    # a click's light jobs show their progress in the graphs they draw (no rows that come and go per
+    # click); only their failures get a row
+    shown = {
+        k: r
+        for k, r in view.records.items()
+        if not _interactive(str(r.get("kind"))) or r.get("status") == "failed"
+    }
+    if any(r.get("status") != "done" for r in shown.values()):
+        out += [progress_row(str(r.get("kind") or state.kind_of(k) or k), r) for k, r in shown.items()]
     return out
 
 
@@ -105,7 +131,7 @@ def tracker_layout(t: ids.Tracker, state: PageState, view: JobsView) -> list[Any
         dcc.Store(id=t.remember),
         dcc.Store(id=t.state, data=state.to_store()),
         dcc.Store(id=t.ready, data=view.done_ids),
-        dcc.Interval(id=t.interval, interval=get_settings().poll_ms, disabled=view.settled),
+        dcc.Interval(id=t.interval, interval=view.poll_ms(), disabled=view.settled),
         html.Div(problems, id=t.notice, className="notices"),
         html.Div(progress_children(view, state), id=t.progress, className="progress-list"),
         html.Button(
@@ -139,6 +165,7 @@ def register_tracker(t: ids.Tracker, state_cls: type[PageState], rebuild: Rebuil
     @callback(
         Output(t.progress, "children"),
         Output(t.interval, "disabled"),
+        Output(t.interval, "interval"),
         Output(t.ready, "data"),
         Output(t.compute, "style"),
         Input(t.interval, "n_intervals"),
@@ -151,7 +178,8 @@ def register_tracker(t: ids.Tracker, state_cls: type[PageState], rebuild: Rebuil
         view = poll_jobs(get_client(), state.job_ids())
         done = view.done_ids
         style = None if can_rebuild(state, view) else HIDDEN
-        return progress_children(view, state), view.settled, done if done != ready else no_update, style
+        changed = done if done != ready else no_update
+        return progress_children(view, state), view.settled, view.poll_ms(), changed, style
 
     @callback(
         Output(t.state, "data", allow_duplicate=True),
@@ -172,6 +200,25 @@ def register_tracker(t: ids.Tracker, state_cls: type[PageState], rebuild: Rebuil
             return no_update, notice("Nothing to recompute.", "info")
         message = ", ".join(f"{state.kind_of(k)} → {short_id(v)}" for k, v in changes.items())
         return state.replace(**changes).to_store(), notice(f"Submitted {message}.", "ok")
+
+
+@callback(
+    Output({"type": ids.JOB_CANCEL, "job": MATCH}, "children"),
+    Output({"type": ids.JOB_CANCEL, "job": MATCH}, "disabled"),
+    Output({"type": ids.JOB_CANCEL, "job": MATCH}, "title"),
+    Input({"type": ids.JOB_CANCEL, "job": MATCH}, "n_clicks"),
+    State({"type": ids.JOB_CANCEL, "job": MATCH}, "id"),
+    prevent_initial_call=True,
+)
+def cancel_job(clicks: int | None, button: dict[str, str]) -> tuple[Any, ...]:
+    """Cancel the job of a progress row's button; the row itself changes at the next poll."""
+    if not clicks:
+        return no_update, no_update, no_update
+    try:
+        get_client().cancel(button["job"])
+    except ApiError as exc:
+        return "Cancel failed", False, str(exc)
+    return "Cancelling…", True, "the worker stops at its next batch"
 
 
 def resubmit(api: ApiClient, state: PageState, view: JobsView, rebuild: RebuildParams) -> dict[str, str]:

@@ -6,7 +6,15 @@ Shapes use the analyses' names: L layers, H heads, R rings, N images, T tokens, 
 patch grid.
 """
 
-from frontend.figures.cam import Placement, placed_overlay_figure, rank_corr_line
+from frontend.figures.cam import (
+    Placement,
+    faithfulness_by_layer,
+    faithfulness_curves,
+    method_label,
+    placed_overlay_figure,
+    randomization_curve,
+    rank_corr_line,
+)
 from frontend.figures.common import (
     CLS_COLOR,
     FONT,
@@ -30,6 +38,7 @@ from frontend.figures.head import (
     BLOCKS,
     attention_matrix,
     bipartite,
+    block_max,
     mode_blocks,
     pruning_modes,
     value_histogram,
@@ -59,16 +68,20 @@ __all__ = [
     "attention_matrix",
     "base_layout",
     "bipartite",
+    "block_max",
     "density_bars",
     "density_grid",
     "empty_figure",
     "entropy_by_layer",
     "entropy_histogram",
+    "faithfulness_by_layer",
+    "faithfulness_curves",
     "graph_config",
     "head_customdata",
     "image_source",
     "importance_heatmap",
     "layer_colors",
+    "method_label",
     "mode_blocks",
     "outline_cell",
     "overlay_figure",
@@ -77,6 +90,7 @@ __all__ = [
     "prob_after_line",
     "prototypes_figure",
     "pruning_modes",
+    "randomization_curve",
     "rank_corr_line",
     "ring_bars",
     "ring_trace",

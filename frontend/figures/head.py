@@ -35,9 +35,10 @@ def pruning_modes(
             hovertemplate=f"%{{customdata}}<br>{value_label}: %{{y:.4f}}<extra></extra>",
         )
     )
-    for i, name in enumerate(modes):
-        for shape in _mode_glyph(i, mode_blocks(name)):
-            fig.add_shape(shape)
+    # one layout update for every glyph: add_shape re-validates the whole list each time
+    fig.update_layout(
+        shapes=[shape for i, name in enumerate(modes) for shape in _mode_glyph(i, mode_blocks(name))]
+    )
     fig.update_yaxes(range=[-0.42, 1.18], title=value_label, tickvals=[0, 0.25, 0.5, 0.75, 1])
     fig.update_xaxes(
         tickvals=list(range(len(modes))),
@@ -95,12 +96,22 @@ def _mode_glyph(index: int, pruned: set[str]) -> list[dict[str, object]]:
     ]
 
 
-def attention_matrix(matrix: np.ndarray, prefix: int, query_token: int | None) -> go.Figure:
-    """The head's full attention matrix `matrix` (T, T), rows = queries; prefix tokens first.
+MAX_MATRIX_SIDE = 320
+"""The most rows and columns the matrix heatmap draws; a larger matrix is shown block-wise."""
 
-    Token labels count patches from 0 and prefix tokens negatively (CLS = -1), as in the paper.
+
+def attention_matrix(matrix: np.ndarray, prefix: int, query_token: int | None) -> go.Figure:
+    """The head's attention matrix `matrix` (T, T), rows = queries; prefix tokens first.
+
+    Token labels count patches from 0 and prefix tokens negatively (CLS = -1), as in the paper. Over
+    `MAX_MATRIX_SIDE` tokens (a 37 x 37 grid is 1,370), each cell is the largest entry of a k x k block
+    of tokens, labelled by its first token, so that a strong link never disappears from the picture.
     """
-    labels = np.arange(matrix.shape[0]) - prefix
+    step = -(-matrix.shape[0] // MAX_MATRIX_SIDE)
+    labels = np.arange(0, matrix.shape[0], step) - prefix
+    if step > 1:
+        matrix = block_max(matrix, step)
+        query_token = None if query_token is None else query_token - query_token % step
     fig = go.Figure(
         go.Heatmap(
             z=matrix,
@@ -114,22 +125,34 @@ def attention_matrix(matrix: np.ndarray, prefix: int, query_token: int | None) -
     # dotted lines split prefix tokens (negative labels) from patches
     fig.add_hline(y=-0.5, line={"color": "#fff", "width": 1, "dash": "dot"})
     fig.add_vline(x=-0.5, line={"color": "#fff", "width": 1, "dash": "dot"})
+    half = step / 2
     if query_token is not None:
         q = query_token - prefix
         fig.add_shape(
             type="rect",
-            x0=labels[0] - 0.5,
-            x1=labels[-1] + 0.5,
-            y0=q - 0.5,
-            y1=q + 0.5,
+            x0=labels[0] - half,
+            x1=labels[-1] + half,
+            y0=q - half,
+            y1=q + half,
             line={"color": HIGHLIGHT, "width": 2},
         )
-    span = [labels[0] - 0.5, labels[-1] + 0.5]
+    span = [labels[0] - half, labels[-1] + half]
     fig.update_xaxes(title="key token (layer l)", showgrid=False, range=span, constrain="domain")
     fig.update_yaxes(
         title="query token (layer l+1)", range=span[::-1], showgrid=False, scaleanchor="x", constrain="domain"
     )
-    return base_layout(fig, "Attention matrix (CLS = -1)", height=420)
+    title = (
+        "Attention matrix (CLS = -1)"
+        if step == 1
+        else f"Attention matrix (CLS = -1; max of {step}x{step} blocks)"
+    )
+    return base_layout(fig, title, height=420)
+
+
+def block_max(matrix: np.ndarray, step: int) -> np.ndarray:
+    """The largest entry of each `step` x `step` block of `matrix` (the last blocks may be smaller)."""
+    rows = np.maximum.reduceat(matrix, np.arange(0, matrix.shape[0], step), axis=0)
+    return np.maximum.reduceat(rows, np.arange(0, matrix.shape[1], step), axis=1)
 
 
 def value_histogram(counts: np.ndarray, edges: np.ndarray) -> go.Figure:

@@ -1,29 +1,37 @@
-"""`/head`: one head in detail (the paper's D2–D5 and B2–B3).
+"""`/head`: one head in detail (the paper's D2–D5 and B2–B3), answering clicks from stored arrays.
 
-Per-image attention comes from an attention-patterns job whose `detail_*` params name this head
-and image, partial pruning from a head-importance job whose `partial_*` params name this head.
-When the selection differs from what the linked jobs hold, the page submits the same jobs with
-the new params (the API answers with the same id for a repeated spec, so revisits are cached)
-and writes the new ids into the URL. A backbone's partial pruning shows the cosine of its final CLS
-embedding to the unpruned one per mode; its top-5 panel gives way to a note.
+Two light jobs serve the page, both derived from the model, data, image, layer and head in the
+link (`derive`), never a dataset-wide job:
+- `head-detail` (`hd`): one forward of the image with attention captured, every head of every
+  layer (one layer for a model too large for that). A click on another head or layer, or on a query
+  patch, is a slice of its arrays, fetched from the API as the slice the view draws.
+- `head-pruning` (`hp`): the selected head pruned partially in six modes on the image, a batch of
+  six passes. A backbone's modes show the cosine of its final CLS embedding to the unpruned one; its
+  top-5 panel gives way to a note.
+The API answers a request it has seen with the finished job, so revisiting a head reads stored
+arrays; while a new job runs its graphs say so and the tracker polls quickly.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from dash import Input, Output, ctx, dcc, html
 
 from frontend import figures as F
 from frontend import ids
-from frontend.api import ApiClient, ApiError, derive_job, get_client
+from frontend.api import ApiClient, ApiError, JobRecord, get_client
 from frontend.components import field as labelled
 from frontend.components import page_header
-from frontend.objective import Objective, class_notes, objective_of
+from frontend.objective import class_notes, objective_of
 from frontend.page import Graphs, ViewPage, Views
-from frontend.results import Results, class_name, uploaded_image
-from frontend.state import HeadsState, HeadState, patch_from_click, patch_of
+from frontend.results import Results, class_name
+from frontend.settings import get_settings
+from frontend.state import HeadsState, HeadState, data_to_inputs, patch_from_click, patch_of, with_source
+from vitscope.contracts.kinds import ModelBlock
 
 GRAPHS: Graphs = (
     (ids.HEAD_OVERLAY, 5),
@@ -114,40 +122,99 @@ def _overview_url(state: HeadState) -> str:
 
 @PAGE.prepare
 def derive(api: ApiClient, state: HeadState) -> tuple[HeadState, str | None]:
-    """Point `pat` and `hi` at jobs computed for this head and image (submitting them if needed)."""
-    changes: dict[str, str] = {}
+    """Point `hd` and `hp` at the light jobs of this image, layer and head, submitting them: the API
+    answers a request it has seen with that job, so a revisit costs two small requests and no work.
+
+    Model, data and input size come from the link, else from the overview's jobs; without a model
+    and data there is nothing to compute (the page says which jobs are missing).
+    """
+    state = _with_overview_source(api, state)
+    inputs = data_to_inputs(state.data) if state.data else None
+    if not state.model or inputs is None:
+        return state, None
+    base = _input_size(api, state)
     try:
-        if state.pat:
-            changes["pat"] = derive_job(
-                api,
-                state.pat,
-                {"detail_layer": state.layer, "detail_head": state.head, "detail_image": state.image},
-            )
-        if state.hi:
-            changes["hi"] = derive_job(api, state.hi, _partial_updates(api, state))
+        detail = api.submit(
+            "head-detail",
+            state.model,
+            inputs,
+            {**base, "image": state.image, "layer": _detail_layer(api, state)},
+        )
+        pruning = api.submit(
+            "head-pruning",
+            state.model,
+            inputs,
+            {**base, "image": state.image, "layer": state.layer, "head": state.head},
+        )
     except ApiError as exc:
-        if exc.not_found:  # the tracker explains unknown jobs and offers to recompute them
-            return state, None
-        return state, f"Could not prepare the jobs for this head: {exc}"
-    return (state.replace(**changes) if changes else state), None
+        return state, f"Could not prepare the views of this head: {exc}"
+    return state.replace(hd=str(detail["id"]), hp=str(pruning["id"])), None
 
 
-def _partial_updates(api: ApiClient, state: HeadState) -> dict[str, Any]:
-    assert state.hi is not None
-    images = list(api.job(state.hi).get("params", {}).get("partial_images") or [])
-    updates: dict[str, Any] = {"partial_layer": state.layer, "partial_head": state.head}
-    if state.image not in images:
-        updates["partial_images"] = [state.image]
-    return updates
+def _overview_records(api: ApiClient, state: HeadState) -> list[JobRecord]:
+    """The records of the overview's jobs the link names (those the API knows)."""
+    records = []
+    for job_id in (state.hi, state.pat, state.ap):
+        if job_id:
+            try:
+                records.append(api.job(job_id))
+            except ApiError:
+                continue
+    return records
+
+
+def _with_overview_source(api: ApiClient, state: HeadState) -> HeadState:
+    """`state` with model and data from the overview's jobs when the link does not name them."""
+    if state.model and state.data:
+        return state
+    for record in _overview_records(api, state):
+        state = with_source(state, record)
+    return state
+
+
+def _input_size(api: ApiClient, state: HeadState) -> dict[str, Any]:
+    """`{"image_size": n}` when the overview's jobs chose an input size (the views must show the same
+    grid), else nothing (the model's own)."""
+    for record in _overview_records(api, state):
+        size = (record.get("params") or {}).get("image_size")
+        if size is not None:
+            return {"image_size": size}
+    return {}
+
+
+def _detail_layer(api: ApiClient, state: HeadState) -> int | None:
+    """None (every layer, one job per image) when the matrices of all layers fit the dashboard's budget;
+    the selected layer when they do not, or when no finished job says how large the model is yet."""
+    model = _model_block(api, state)
+    if model is None:
+        return state.layer
+    tokens = len(model.prefix_tokens) + model.grid[0] * model.grid[1]
+    size_mb = model.layers * model.heads * tokens**2 * 2 / 1e6
+    return None if size_mb <= get_settings().frontend_head_detail_mb else state.layer
+
+
+def _model_block(api: ApiClient, state: HeadState) -> ModelBlock | None:
+    """The model block of the first finished job the link names (overview or detail)."""
+    for job_id in (state.hd, state.hi, state.pat, state.ap):
+        if not job_id:
+            continue
+        try:
+            if api.job(job_id).get("status") == "done":
+                model = Results(api, job_id).model
+                if model is not None:
+                    return model
+        except ApiError:
+            continue
+    return None
 
 
 @PAGE.rebuild
 def rebuild_params(state: HeadState, key: str) -> dict[str, Any]:
-    """Params of a forgotten job: the defaults plus this head's detail or partial-pruning params."""
-    if key == "pat":
-        return {"detail_layer": state.layer, "detail_head": state.head, "detail_image": state.image}
-    if key == "hi":
-        return {"partial_layer": state.layer, "partial_head": state.head, "partial_images": [state.image]}
+    """Params of a forgotten job: the light jobs' image, layer and head; the overview's defaults."""
+    if key == "hd":
+        return {"image": state.image}
+    if key == "hp":
+        return {"image": state.image, "layer": state.layer, "head": state.head}
     return {}
 
 
@@ -163,13 +230,14 @@ def rebuild_params(state: HeadState, key: str) -> dict[str, Any]:
 def select(
     state: HeadState, layer: int, head: int, image: int, _cls: int, overlay: Any, matrix: Any, modes: Any
 ) -> HeadState | None:
-    """Fold a control change or a click into the state; new head or image -> derived jobs."""
+    """Fold a control change or a click into the state; a new layer, head or image points the light jobs
+    at it (a query patch or a pruning mode is a slice of what they hold: nothing is submitted)."""
     trigger = ctx.triggered_id
     if trigger == ids.HEAD_CLS:
         return state.replace(query=-1)
     if trigger == ids.graph(ids.HEAD_OVERLAY):
-        grid = _grid(Results.of(get_client(), state.pat)) if state.pat else None
-        patch = patch_from_click(overlay, grid or (0, 0))
+        model = _model_block(get_client(), state)
+        patch = patch_from_click(overlay, model.grid if model else (0, 0))
         return state.replace(query=patch) if patch is not None else None
     if trigger == ids.graph(ids.HEAD_MATRIX):
         token = _y_of(matrix)
@@ -226,65 +294,67 @@ def render(state: HeadState, built: Built) -> tuple[Any, ...]:
 
 @PAGE.finish
 def _menus(api: ApiClient, state: HeadState, done: set[str], built: Built) -> None:
-    """Model size and image menu from whichever finished job knows them (the patterns summary
-    when the importance job is still running); the current values are always offered."""
-    summary: dict[str, Any] = {}
-    if state.pat in done:
-        try:
-            summary = api.summary(str(state.pat))
-        except ApiError:
-            summary = {}
+    """Model size and image menu from whichever finished job knows them (image labels from the
+    importance job); the current values are always offered."""
     if built.dims == (0, 0):
-        # the model block, else (results stored before it) the patterns summary's own fields
-        model = summary.get("model") or summary
-        built.dims = (int(model.get("layers") or 0), int(model.get("heads") or 0))
-    if not built.image_options:
-        count = max(int(summary.get("images") or 0), state.image + 1)
-        built.image_options = [{"label": f"#{i}", "value": i} for i in range(count)]
+        model = _model_block(api, state)
+        if model is not None:
+            built.dims = (model.layers, model.heads)
+    labels: list[int] = []
+    summary: dict[str, Any] = {}
+    count = state.image + 1
+    with contextlib.suppress(ApiError):
+        if state.hd in done:
+            count = max(count, int(api.summary(str(state.hd)).get("images") or 0))
+        if state.hi in done:
+            found = Results(api, str(state.hi)).optional("labels")
+            labels = [] if found is None else [int(label) for label in found]
+            summary = api.summary(str(state.hi))
+    built.image_options = [
+        {"label": _image_label(i, labels, summary), "value": i} for i in range(max(count, len(labels)))
+    ]
 
 
-def _grid(results: Results) -> tuple[int, int] | None:
-    """The patch grid (h, w) of a patterns job: its model block, else (results stored before that
-    block) the grid its `detail` names; None when neither says."""
-    model = results.model
-    if model is not None:
-        return model.grid
-    grid = (results.summary.get("detail") or {}).get("grid")
-    return (int(grid[0]), int(grid[1])) if isinstance(grid, list) and len(grid) == 2 else None
+def _image_label(i: int, labels: list[int], summary: dict[str, Any]) -> str:
+    """`#3 circle` for image 3 labelled circle, `#3` when its label is unknown."""
+    name = class_name(summary, labels[i]) if i < len(labels) and labels[i] >= 0 else ""
+    return f"#{i} {name}".strip()
 
 
 @PAGE.part(
-    "pat",
+    "hd",
     (ids.HEAD_OVERLAY, ids.HEAD_MATRIX, ids.HEAD_VALUES, ids.HEAD_BIPARTITE),
-    waiting="Computing L{state.layer} H{state.head} on image {state.image} ({kind} job {short}) …",
+    waiting="Computing the attention of image {state.image} ({kind} job {short}) …",
 )
 def _attention(results: Results, state: HeadState, built: Built) -> None:
-    matrix = results.array("detail_matrix")
-    grid = _grid(results) or (1, matrix.shape[0] - 1)
+    model = results.model
+    layers = [int(layer) for layer in results.summary.get("layers") or []]
+    if model is None or state.layer not in layers or state.head >= model.heads:
+        message = f"This job has no L{state.layer} H{state.head}: the model has {_size_text(model)}."
+        built.placeholders((ids.HEAD_OVERLAY, ids.HEAD_MATRIX, ids.HEAD_VALUES, ids.HEAD_BIPARTITE), message)
+        return
+    built.dims = (model.layers, model.heads)
+    at = (layers.index(state.layer), state.head)
+    matrix = results.array_at("attention", *at).astype(np.float32)  # (T, T): what this head's views draw
+    grid = model.grid
     prefix = matrix.shape[0] - grid[0] * grid[1]
-    token = prefix + state.query if patch_of(state.query, grid) else 0
-    row = matrix[token, prefix:].reshape(grid)
-    image = uploaded_image(results.api, results.inputs, state.image)
-    where = (
-        f"patch {state.query} (row {divmod(state.query, grid[1])[0]}, col {divmod(state.query, grid[1])[1]})"
-        if patch_of(state.query, grid)
-        else "CLS"
-    )
+    token = prefix + state.query if patch_of(state.query, grid) else model.prefix_tokens.index("cls")
+    where = _query_text(state.query, grid)
     built.figures[ids.HEAD_OVERLAY] = F.overlay_figure(
-        image,
-        row,
+        results.array("image"),
+        matrix[token, prefix:].reshape(grid),
         0.6,
         "Inferno",
-        f"Attention of {where} · L{state.layer} H{state.head}",
+        f"Attention of {where} · {_selection(state)}",
         marker=patch_of(state.query, grid),
     )
     built.figures[ids.HEAD_MATRIX] = F.attention_matrix(matrix, prefix, token)
-    counts, edges = results.optional("detail_hist_counts"), results.optional("detail_hist_edges")
-    if counts is not None and edges is not None:
-        built.figures[ids.HEAD_VALUES] = F.value_histogram(counts, edges)
-    links = results.optional("bipartite")
-    if links is not None:
-        built.figures[ids.HEAD_BIPARTITE] = F.bipartite(links, matrix.shape[0], prefix, state.layer)
+    built.figures[ids.HEAD_VALUES] = F.value_histogram(
+        results.array_at("hist_counts", *at), results.array_at("hist_edges", *at)
+    )
+    built.figures[ids.HEAD_BIPARTITE] = F.bipartite(
+        results.array_at("links", *at), matrix.shape[0], prefix, state.layer
+    )
     built.caption.append(
         html.Span(
             f"L{state.layer} H{state.head} · image #{state.image} · query {where}", className="selected-head"
@@ -292,79 +362,67 @@ def _attention(results: Results, state: HeadState, built: Built) -> None:
     )
 
 
-PARTIAL = {
-    "partial_target_prob": ("probability", "Partial pruning: probability of the class per mode"),
-    "partial_cls_cosine": ("cosine to unpruned CLS", "Partial pruning: CLS embedding cosine per mode"),
+def _selection(state: HeadState) -> str:
+    """`L2 H3 · image #5`: what the page shows, in every graph's title (one can tell a stale one)."""
+    return f"L{state.layer} H{state.head} · image #{state.image}"
+
+
+def _size_text(model: ModelBlock | None) -> str:
+    return f"{model.layers} layers of {model.heads} heads" if model else "an unknown size"
+
+
+def _query_text(query: int, grid: tuple[int, int]) -> str:
+    """`patch 5 (row 0, col 5)` for a patch query, `CLS` for the CLS query."""
+    cell = patch_of(query, grid)
+    return f"patch {query} (row {cell[0]}, col {cell[1]})" if cell else "CLS"
+
+
+PRUNED = {
+    "target_prob": ("probability", "Partial pruning: probability of the class per mode"),
+    "cls_cosine": ("cosine to unpruned CLS", "Partial pruning: CLS embedding cosine per mode"),
 }
-"""The value per pruning mode, by array: the class probability, else (a backbone's) the cosine of the
-final CLS embedding to the unpruned one."""
+"""The value per pruning mode, by array: a classifier's class probability, else (a backbone's) the
+cosine of the final CLS embedding to the unpruned one."""
 
 
 @PAGE.part(
-    "hi",
+    "hp",
     (ids.HEAD_MODES, ids.HEAD_TOP5),
-    waiting="Computing partial pruning of L{state.layer} H{state.head} ({kind} job {short}) …",
+    waiting="Pruning L{state.layer} H{state.head} of image {state.image} partially ({kind} job {short}) …",
 )
 def _pruning(results: Results, state: HeadState, built: Built) -> None:
     summary = results.summary
     objective = objective_of(summary)
-    built.dims = _dims(results)
-    _image_options(results, summary, built)
     built.notes += class_notes(
         objective,
         (ids.HEAD_NO_CLASSIFIER, ids.HEAD_PROBE),
-        "top-5 predictions and class probabilities per pruning mode need a classifier or labelled "
-        "images for a probe; the modes show the CLS embedding's cosine to the unpruned model instead",
+        "top-5 predictions and class probabilities per pruning mode need a classifier; the modes show "
+        "the CLS embedding's cosine to the unpruned model instead",
     )
     if not objective.has_classes:
         built.hidden.add(ids.HEAD_TOP5)
-    names = [n for n in PARTIAL if objective.has_classes or n == "partial_cls_cosine"]
-    name = next((n for n in names if results.optional(n) is not None), None)
-    images = list(results.params.get("partial_images") or [0])
-    if name is None or state.image not in images:
-        built.figures[ids.HEAD_MODES] = F.empty_figure(
-            "This job has no partial pruning for this head and image."
-        )
+    name = next((n for n in PRUNED if results.optional(n) is not None), None)
+    if name is None:
+        built.figures[ids.HEAD_MODES] = F.empty_figure("This job has no partial pruning.")
         return
-    values, column = results.array(name), images.index(state.image)  # (modes, I)
+    values = results.array(name)  # (modes,)
     modes = [str(m) for m in summary.get("modes") or [f"mode {i}" for i in range(len(values))]]
     mode = min(state.mode, len(modes) - 1)
-    built.figures[ids.HEAD_MODES] = F.pruning_modes(modes, values[:, column], mode, *PARTIAL[name])
+    label, title = PRUNED[name]
+    built.figures[ids.HEAD_MODES] = F.pruning_modes(
+        modes, values, mode, label, f"{title} · {_selection(state)}"
+    )
     if objective.has_classes:
-        _draw_top5(results, objective, modes, (mode, column), built)
+        _draw_top5(results, modes, mode, built)
 
 
-def _dims(results: Results) -> tuple[int, int]:
-    """(layers, heads) of the model: the summary's `model` block, else (results stored before that
-    block) the shape of the accuracy drop."""
-    model = results.model
-    if model is not None:
-        return model.layers, model.heads
-    drop = results.array("accuracy_drop")
-    return int(drop.shape[0]), int(drop.shape[1])
-
-
-def _draw_top5(
-    results: Results, objective: Objective, modes: list[str], at: tuple[int, int], built: Built
-) -> None:
-    """The top-5 classes under pruning mode `at[0]` for partial image column `at[1]`."""
-    top_idx, top_prob = results.optional("partial_top5_idx"), results.optional("partial_top5_prob")
+def _draw_top5(results: Results, modes: list[str], mode: int, built: Built) -> None:
+    """The top-5 classes under pruning mode `mode`."""
+    top_idx, top_prob = results.optional("top5_idx"), results.optional("top5_prob")
     if top_idx is None or top_prob is None:
         built.figures[ids.HEAD_TOP5] = F.empty_figure("This job has no top-5 per pruning mode.")
         return
-    mode, column = at
-    names = [class_name(results.summary, int(i)) for i in top_idx[mode, column]]
-    probe = " (linear probe)" if objective.name == "probe" else ""
+    names = [class_name(results.summary, int(i)) for i in top_idx[mode]]
     built.figures[ids.HEAD_TOP5] = F.top5_bars(
-        names, [float(p) for p in top_prob[mode, column]], f"Top-5{probe} · {modes[mode]}"
+        names, [float(p) for p in top_prob[mode]], f"Top-5 · {modes[mode]}"
     )
-
-
-def _image_options(results: Results, summary: dict[str, Any], built: Built) -> None:
-    labels = results.optional("labels")
-    if labels is None:
-        return
-    built.image_options = [
-        {"label": f"#{i} {class_name(summary, int(label)) if label >= 0 else ''}".strip(), "value": i}
-        for i, label in enumerate(labels)
-    ]

@@ -17,6 +17,7 @@ from dash import Input, Output, ctx, dcc, html, no_update
 
 from frontend import figures as F
 from frontend import ids
+from frontend.api import ApiClient, ApiError
 from frontend.components import card, page_header
 from frontend.components import field as labelled
 from frontend.objective import PROBE, Objective, available_metrics, class_notes, objective_of
@@ -118,6 +119,22 @@ def selection_caption(state: HeadsState) -> list[Any]:
         html.Span(f"L{state.layer} H{state.head}", className="selected-head", id=ids.HEADS_SELECTED_TEXT),
         dcc.Link("Head detail →", href=detail.url(), id=ids.HEADS_DETAIL_LINK, className="button"),
     ]
+
+
+@PAGE.prepare
+def shown_metric(api: ApiClient, state: HeadsState) -> tuple[HeadsState, str | None]:
+    """The link's metric when the finished importance job has it, else the job's first: the URL then
+    says what the heatmap shows (a backbone's link asking for the accuracy drop shows a task-free one)."""
+    if not state.hi:
+        return state, None
+    try:
+        if api.job(state.hi).get("status") != "done":
+            return state, None
+        results = Results(api, state.hi)
+        metrics = available_metrics(results.summary, results.names)
+    except ApiError:
+        return state, None
+    return (state.replace(metric=metrics[0]) if metrics and state.metric not in metrics else state), None
 
 
 @PAGE.select(

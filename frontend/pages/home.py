@@ -27,6 +27,7 @@ from frontend.launch import (
 )
 from frontend.settings import get_settings
 from frontend.state import HomeState, data_to_inputs, inputs_to_data
+from frontend.tracker import SETTLED
 from vitscope.contracts import kinds
 
 MAX_RECENT = 40
@@ -186,7 +187,8 @@ def _kinds_form() -> list[Any]:
             id=ids.HOME_KINDS,
             value=default_kinds(),
             className="radio-col",
-            options=[kind_option(kind) for kind in kinds.all_kinds().values()],
+            # an interactive kind is a page's per-click work (the head page's), not something to launch
+            options=[kind_option(kind) for kind in kinds.all_kinds().values() if not kind.interactive],
         ),
         html.Button("Launch", id=ids.HOME_LAUNCH, className="button button-primary"),
     ]
@@ -335,7 +337,7 @@ def show_jobs(_tick: int | None, recent: list[dict[str, Any]] | None) -> tuple[A
     for entry in recent:
         if entry["id"] in records:
             batches[str(entry.get("batch"))].append(records[entry["id"]])
-    settled = all(r.get("status") in ("done", "failed") for r in records.values())
+    settled = all(r.get("status") in SETTLED for r in records.values())
     return [_batch_block(batch) for batch in batches.values()], settled
 
 

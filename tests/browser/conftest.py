@@ -69,7 +69,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory, start_redis: Any) -> It
         "VITSCOPE_FRONTEND_MODEL": MODEL,
         "VITSCOPE_FRONTEND_POLL_MS": "500",
     }
-    stack = LiveStack(api_url, web_url, logs)
+    stack = LiveStack(api_url, web_url, logs, redis.url)
     try:
         worker_log = logs / "worker.log"
         hostname = f"browser-{uuid.uuid4().hex[:6]}"

@@ -6,13 +6,16 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from redis import Redis
 
+from vitscope.contracts.store import JobRecord, job_key
 from vitscope.stack import Child
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +51,7 @@ class LiveStack:
     api_url: str
     web_url: str
     logs: Path
+    redis_url: str = ""
     children: list[Child] = field(default_factory=list)
 
     @property
@@ -76,6 +80,19 @@ class LiveStack:
                     pytest.fail(f"job {job_id} ({record['kind']}) failed: {record['error']}")
                 time.sleep(0.3)
         pytest.fail(f"job {job_id} not done after {timeout} s (worker log: {self.logs / 'worker.log'})")
+
+    def computations(self) -> Counter[str]:
+        """How many computations of each kind the store holds: every record's completed runs, plus one
+        for each queued or running job (a link that recomputed a forgotten job counts too)."""
+        redis = Redis.from_url(self.redis_url)
+        counts: Counter[str] = Counter()
+        try:
+            for key in redis.scan_iter(job_key("*")):
+                record = JobRecord.from_hash(redis.hgetall(key))
+                counts[str(record.spec["kind"])] += record.runs + (record.status in ("queued", "running"))
+        finally:
+            redis.close()
+        return counts
 
     def upload(self, name: str, data: bytes) -> str:
         """POST an image file; return its id."""

@@ -39,7 +39,7 @@ FIGURE = """(sel) => {
     // numpy arrays reach Plotly base64-encoded; the full data holds them decoded (typed arrays)
     const plain = v => ArrayBuffer.isView(v) ? Array.from(v) : Array.isArray(v) ? v.map(plain) : v;
     const data = g._fullData.map(t => ({
-        type: t.type, mode: t.mode, x: plain(t.x), y: plain(t.y), z: plain(t.z),
+        type: t.type, mode: t.mode, name: t.name, x: plain(t.x), y: plain(t.y), z: plain(t.z),
         customdata: plain(t.customdata), text: plain(t.text), opacity: t.opacity,
     }));
     const shapes = (g._fullLayout.shapes || []).map(s => ({type: s.type, x0: s.x0, x1: s.x1, y0: s.y0, y1: s.y1}));
@@ -48,7 +48,7 @@ FIGURE = """(sel) => {
 
 
 def figure(page: Any, name: str) -> dict[str, Any]:
-    """The graph's drawn traces (type, mode, x, y, z, customdata, text, opacity), shapes and title."""
+    """The graph's drawn traces (type, mode, name, x, y, z, customdata, text, opacity), shapes and title."""
     return dict(page.evaluate(FIGURE, graph_selector(name)))
 
 
@@ -93,3 +93,19 @@ def wait_query(page: Any, timeout_s: float = 15.0, **expected: str) -> dict[str,
             return query
         page.wait_for_timeout(100)
     raise AssertionError(f"URL query {query} never held {expected}")
+
+
+def click_until(page: Any, name: str, x: float, y: float, attempts: int = 3, **expected: str) -> None:
+    """Click point (x, y) of graph `name` until the URL's query holds `expected`.
+
+    Plotly drops a click that lands while it is redrawing the graph (a poll's update on a loaded
+    machine); a user clicks again, and so does this, at most `attempts` times.
+    """
+    for attempt in range(attempts):
+        click_data(page, name, x, y)
+        try:
+            wait_query(page, timeout_s=10.0 * (attempt + 1), **expected)
+            return
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise

@@ -11,9 +11,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from frontend import ids
-from tests.browser.live import DATASET, MODEL, LiveStack, record_timing, screenshot
+from tests.browser.live import DATASET, MODEL, SMALL_PARAMS, LiveStack, record_timing, screenshot
 from tests.browser.plotly_page import (
     click_data,
+    click_until,
     clipboard_text,
     figure,
     graph_selector,
@@ -23,6 +24,7 @@ from tests.browser.plotly_page import (
     wait_query,
 )
 from tests.utils.uploads import truncated_png
+from vitscope.bench.head_clicks import pick, wait_selection
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -166,32 +168,52 @@ def test_copied_link_restores_the_same_view(
         other.close()
 
 
-def test_head_detail_follows_the_selection_and_the_query_patch(
-    page: Any, overview_jobs: dict[str, str]
+def test_head_clicks_read_stored_arrays_and_submit_no_dataset_wide_job(
+    page: Any, browser: Any, live_stack: LiveStack, overview_jobs: dict[str, str]
 ) -> None:
-    if "pat" not in overview_jobs:
-        pytest.skip("this checkout's worker has no attention-patterns analysis yet")
+    before = live_stack.computations()
     page.goto(heads_url(overview_jobs, layer=1, head=2))
-    wait_drawn(page, 7)
+    wait_drawn(page, 2 * len(overview_jobs) + 1)
+    for layer, head in ((0, 1), (0, 3), (1, 0), (1, 2), (1, 3)):  # the overview: 5 heads, 2 layers
+        click_until(page, ids.HEADS_IMPORTANCE, head, layer, layer=str(layer), head=str(head))
+        page.wait_for_function(
+            "([sel, head]) => (document.querySelector(sel).layout.title.text || '').includes(head)",
+            arg=[graph_selector(ids.HEADS_RINGS), f"L{layer} H{head}"],
+        )
     page.click(f"#{ids.HEADS_DETAIL_LINK}")
     page.wait_for_url("**/head?**")
-    # the page points `pat` at a job computed for this head (the overview's holds head 0 of layer 0)
-    page.wait_for_function(
-        "(base) => { const q = new URL(location.href).searchParams;"
-        " return q.get('layer') === '1' && q.get('pat') && q.get('pat') !== base; }",
-        arg=overview_jobs["pat"],
-    )
-    wait_graph(page, ids.HEAD_OVERLAY, timeout_s=300)
-    wait_graph(page, ids.HEAD_MODES, timeout_s=300)
+    wait_selection(page, "L1 H3 · image #0", 300)
+    for head in (0, 1, 2, 3, 1):  # the detail page: 5 heads, 2 layers, 3 query patches
+        pick(page, ids.HEAD_HEAD, head, f"L1 H{head} · image #0", 300)
+    pick(page, ids.HEAD_LAYER, 0, "L0 H1 · image #0", 300)
     heat = next(t for t in figure(page, ids.HEAD_OVERLAY)["data"] if t["type"] == "heatmap")
     width = len(heat["z"][0])
-    click_data(page, ids.HEAD_OVERLAY, 3, 2)
-    wait_query(page, query=str(2 * width + 3))
-    page.wait_for_function(
-        "(sel) => (document.querySelector(sel).layout.title.text || '').includes('row 2, col 3')",
-        arg=graph_selector(ids.HEAD_OVERLAY),
-    )
+    for col, row in ((3, 2), (0, 0), (width - 1, 1)):
+        click_until(page, ids.HEAD_OVERLAY, col, row, query=str(row * width + col))
+        page.wait_for_function(
+            "([sel, cell]) => (document.querySelector(sel).layout.title.text || '').includes(cell)",
+            arg=[graph_selector(ids.HEAD_OVERLAY), f"row {row}, col {col}"],
+        )
+    after = live_stack.computations()
+    for kind in ("head-importance", "attention-profile", "attention-patterns"):
+        assert after[kind] == before[kind], kind
+    assert after["head-detail"] - before["head-detail"] <= 1  # one image: one forward serves every click
+    assert after["head-pruning"] > before["head-pruning"]
     screenshot(page, "head", for_docs=True)
+    # a collaborator's link shows the same view, with or without the light jobs' ids in it
+    shown = {name: figure(page, name) for name in (ids.HEAD_OVERLAY, ids.HEAD_MATRIX, ids.HEAD_MODES)}
+    query = query_of(page.url)
+    bare = "&".join(f"{k}={v}" for k, v in query.items() if k not in ("hd", "hp"))
+    other = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=live_stack.web_url)
+    try:
+        for link in (page.url, f"/head?{bare}"):
+            tab = other.new_page()
+            tab.goto(link)
+            wait_selection(tab, "L0 H1 · image #0", 300)
+            assert query_of(tab.url)["query"] == query["query"]
+            assert {name: figure(tab, name) for name in shown} == shown
+    finally:
+        other.close()
 
 
 def test_uploaded_image_gets_an_eigencam_overlay(page: Any) -> None:
@@ -275,3 +297,64 @@ def test_scanpath_target_follows_a_click(page: Any, live_stack: LiveStack) -> No
     wait_query(page, target="0")
     wait_graph(page, ids.SCAN_FIGURE, timeout_s=300)
     screenshot(page, "scanpath", for_docs=True)
+
+
+def test_head_pages_show_the_analyses_own_values(
+    page: Any, live_stack: LiveStack, overview_jobs: dict[str, str]
+) -> None:
+    """What the two pages draw equals what the analysis functions compute in this process."""
+    import numpy as np
+
+    from vitscope.contracts.jobs import Inputs
+    from vitscope.contracts.kinds.head_detail import HeadDetailParams
+    from vitscope.contracts.kinds.head_importance import HeadImportanceParams
+    from vitscope.contracts.kinds.head_pruning import HeadPruningParams
+    from vitscope.vit.analysis import head_detail, head_importance
+    from vitscope.vit.data.inputs import open_source
+    from vitscope.vit.models import load_model
+
+    lm = load_model(MODEL)
+    source = open_source(Inputs(dataset=DATASET), lambda _id: b"", lm.labels)
+    image, layer, head, query = 2, 1, 3, 5
+    page.goto(heads_url(overview_jobs, layer=layer, head=head, image=image))
+    wait_drawn(page, 2 * len(overview_jobs) + 1)
+    importance = head_importance.run(lm, source, HeadImportanceParams(**SMALL_PARAMS["head-importance"]))
+    line = figure(page, ids.HEADS_PROB_AFTER)["data"][0]["y"]
+    np.testing.assert_allclose(line, importance.arrays["prob_after"][image].ravel(), atol=1e-5)
+
+    page.goto(f"/head?layer={layer}&head={head}&image={image}&query={query}&model={MODEL}&data={DATASET}")
+    wait_selection(page, f"L{layer} H{head} · image #{image}", 300)
+    detail = head_detail.run(lm, source, HeadDetailParams(image=image))
+    matrix = detail.arrays["attention"][layer, head].astype(np.float32)
+    # float16 matrices: the worker's float32 sums (its own thread count) may round the other way
+    ulp = {"rtol": 2**-10, "atol": 1e-7}
+    np.testing.assert_allclose(figure(page, ids.HEAD_MATRIX)["data"][0]["z"], matrix, **ulp)
+    overlay = next(t for t in figure(page, ids.HEAD_OVERLAY)["data"] if t["type"] == "heatmap")
+    prefix = matrix.shape[0] - np.asarray(overlay["z"]).size
+    np.testing.assert_allclose(np.ravel(overlay["z"]), matrix[prefix + query, prefix:], **ulp)
+    pruning = head_pruning_values(lm, source, HeadPruningParams(image=image, layer=layer, head=head))
+    np.testing.assert_allclose(figure(page, ids.HEAD_MODES)["data"][0]["y"], pruning, atol=1e-6)
+
+
+def head_pruning_values(lm: Any, source: Any, params: Any) -> Any:
+    """The value the modes graph draws per mode: the class probability, a backbone's CLS cosine."""
+    from vitscope.vit.analysis import head_detail
+
+    arrays = head_detail.run_pruning(lm, source, params).arrays
+    return arrays["target_prob"] if "target_prob" in arrays else arrays["cls_cosine"]
+
+
+def test_a_running_job_is_cancelled_from_its_progress_row(page: Any, live_stack: LiveStack) -> None:
+    params = {"batch_size": 1, "baselines": False, "sanity_check": False}
+    inputs = {"dataset": "synthscenes:4000:seed=99"}  # minutes of work: surely running when clicked
+    job_id = live_stack.submit("eigencam", inputs, params, model="random:vit-micro")
+    try:
+        page.goto(f"/cam?job={job_id}")
+        page.locator(".job-row .job-cancel").click(timeout=60_000)
+        page.wait_for_selector(".job-row .badge-cancelled", timeout=30_000)
+        assert page.locator(".job-row .job-cancel").count() == 0
+        with live_stack.http as http:
+            assert http.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
+    finally:
+        with live_stack.http as http:
+            http.delete(f"/jobs/{job_id}")  # never leave the shared worker busy

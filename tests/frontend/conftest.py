@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 from dash import Dash
+from fastapi import FastAPI
 
 from frontend.api import ApiClient
 from tests.frontend.fake_api import FakeModel, make_app
@@ -24,12 +25,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def fake_api_url() -> Iterator[str]:
+def fake_app() -> FastAPI:
+    """The fake API app the session serves (its `state.fake` jobs, its `state.slices` reads)."""
+    return make_app(FakeModel())
+
+
+@pytest.fixture(scope="session")
+def fake_api_url(fake_app: FastAPI) -> Iterator[str]:
     """The fake API served by uvicorn in a thread; yields its base URL (with /api/v1)."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(make_app(FakeModel()), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(fake_app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -28,10 +28,10 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import numpy as np
-from fastapi import FastAPI, Request, UploadFile
+from fastapi import FastAPI, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ValidationError
@@ -92,6 +92,7 @@ def make_app(model: FakeModel | None = None) -> FastAPI:
     state = FakeState()
     app = FastAPI()
     app.state.fake = state
+    app.state.slices = []  # (job id, array, index) of every result read: what the views fetched
 
     @app.get("/api/v1/health")
     def health() -> dict[str, Any]:
@@ -166,7 +167,9 @@ def make_app(model: FakeModel | None = None) -> FastAPI:
         return _view(job_id)
 
     @app.get("/api/v1/jobs/{job_id}/results/{name}")
-    def result(job_id: str, name: str, format: str = "json") -> Any:
+    def result(
+        job_id: str, name: str, format: str = "json", index: Annotated[list[int] | None, Query()] = None
+    ) -> Any:
         if job_id not in state.jobs:
             return _error(404, f"no job {job_id}")
         record = state.jobs[job_id]
@@ -175,8 +178,13 @@ def make_app(model: FakeModel | None = None) -> FastAPI:
         arrays = results_for(record, model, state.blobs)
         if name not in arrays:
             return _error(404, f"job {job_id} has no result {name!r}")
+        array = arrays[name]
+        at = tuple(index or ())
+        if len(at) > array.ndim or any(not 0 <= i < n for i, n in zip(at, array.shape, strict=False)):
+            return _error(400, f"index {list(at)} is outside {name!r} of shape {array.shape}")
+        app.state.slices.append((job_id, name, at))
         buffer = io.BytesIO()
-        np.save(buffer, arrays[name], allow_pickle=False)
+        np.save(buffer, np.ascontiguousarray(array[at]), allow_pickle=False)
         return Response(buffer.getvalue(), media_type="application/octet-stream")
 
     return app
@@ -196,7 +204,6 @@ SIZES: dict[str, int] = {
     "edges": 21,
     "links": 4,
     "modes": len(MODES),
-    "I": 1,
     "objects": 4,
     "steps": 4,
     "height": 32,
@@ -205,8 +212,10 @@ SIZES: dict[str, int] = {
 """Sizes of the symbolic dims beyond the model's (L, H, N, h, w, LH, T, k, M); others get DEFAULT_SIZE."""
 KIND_SIZES: dict[str, dict[str, int]] = {
     "scanpath": {"height": 160, "width": 200},
-    "eigencam": {"k": 5},
+    "eigencam": {"k": 5, "points": 9},
     "head-importance": {"k": 5},
+    "head-pruning": {"k": 5},
+    "head-detail": {"K": 4, "h": 48, "w": 48},
 }
 DEFAULT_SIZE = 3
 UPLOADED_SIZE = (48, 64)
@@ -224,9 +233,6 @@ HEAD_CLASS_ARRAYS = (
     "prob_base",
     "labels",
     "predictions",
-    "partial_top5_idx",
-    "partial_top5_prob",
-    "partial_target_prob",
 )
 HEAD_TASK_FREE_ARRAYS = (
     "cls_cosine_drop",
@@ -234,12 +240,16 @@ HEAD_TASK_FREE_ARRAYS = (
     "embedding_taylor",
     "embedding_taylor_raw",
     "cls_cosine_after",
-    "partial_cls_cosine",
 )
 CAM_CLASS_ARRAYS = ("top5_idx", "top5_prob", "gradcam", "rank_corr_gradcam")
 LEFT_OUT: dict[str, dict[str, tuple[str, ...]]] = {
     "head-importance": {CLASSIFIER: HEAD_TASK_FREE_ARRAYS, PROBE: (), TASK_FREE: HEAD_CLASS_ARRAYS},
     "eigencam": {CLASSIFIER: (), PROBE: CAM_CLASS_ARRAYS, TASK_FREE: CAM_CLASS_ARRAYS},
+    "head-pruning": {
+        CLASSIFIER: ("cls_cosine",),
+        PROBE: (),
+        TASK_FREE: ("target_prob", "top5_idx", "top5_prob"),
+    },
 }
 """The declared arrays a kind leaves out, by objective (as the real analyses do)."""
 NO_CAM_CLASSES = (
@@ -313,6 +323,12 @@ class FakeJob:
         m = self.model
         (h, w), lh = m.grid, m.layers * m.heads
         own = {"L": m.layers, "H": m.heads, "N": self.images, "h": h, "w": w, "LH": lh, "T": 1 + h * w}
+        if self.kind.name == "head-detail" and self.params.get("layer") is not None:
+            own["L"] = 1  # one layer kept
+        if (
+            self.kind.name == "eigencam"
+        ):  # Eigen-CAM's layers, rollout, Grad-CAM (a classifier's), random, centre
+            own |= {"methods": m.layers + 3 + (not self.backbone), "S": m.layers + 1, "n": self.images}
         return {**SIZES, **own, "k": m.clusters, "M": lh * 8, **KIND_SIZES.get(self.kind.name, {})}
 
     def size(self, dim: str | int) -> int:
@@ -395,6 +411,12 @@ def _crop_boxes(job: FakeJob, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(boxes, dtype=np.float32)
 
 
+def _curves(job: FakeJob, shape: tuple[int, ...], falling: bool) -> np.ndarray:
+    """Deletion (falling) or insertion (rising) curves (N, M, points) from 0.9 to 0.1 or back, noisy."""
+    line = np.linspace(0.9, 0.1, shape[-1]) if falling else np.linspace(0.1, 0.9, shape[-1])
+    return np.clip(line + job.rng.normal(0, 0.05, shape), 0, 1)
+
+
 BOXES = [[10, 10, 60, 50], [80, 20, 130, 70], [30, 90, 90, 140], [120, 100, 180, 150]]
 VALUES: dict[str, dict[str, Fill]] = {
     "head-importance": {
@@ -404,12 +426,20 @@ VALUES: dict[str, dict[str, Fill]] = {
         "prob_base": _uniform(0.5, 1),
         "labels": _class_cycle(0),
         "predictions": _class_cycle(1),
-        "partial_top5_idx": _fixed(np.arange(5)),
-        "partial_top5_prob": lambda job, shape: np.sort(job.rng.uniform(0, 0.5, shape))[..., ::-1].copy(),
         "cls_cosine_drop": _uniform(0, 0.2),
         "patch_change": _uniform(0, 0.5),
         "cls_cosine_after": _uniform(0.7, 1),
-        "partial_cls_cosine": _uniform(0.6, 1),
+    },
+    "head-detail": {
+        "attention": lambda job, shape: _attention_rows(job, shape).astype(np.float16),
+        "hist_counts": lambda job, shape: job.rng.integers(0, 50, shape),
+        "hist_edges": lambda _job, shape: np.broadcast_to(np.linspace(0, 1, shape[-1]), shape).copy(),
+        "links": _fixed([[0, 1, 0.9, 1], [3, 2, 0.5, 0], [5, 5, 0.2, 0], [0, 7, 0.4, 1]]),
+    },
+    "head-pruning": {
+        "top5_idx": _fixed(np.arange(5)),
+        "top5_prob": lambda job, shape: np.sort(job.rng.uniform(0, 0.5, shape))[..., ::-1].copy(),
+        "cls_cosine": _uniform(0.6, 1),
     },
     "attention-profile": {
         "ring_strength_patch": _uniform(0, 0.1),
@@ -427,10 +457,6 @@ VALUES: dict[str, dict[str, Fill]] = {
         "cluster": lambda job, shape: job.rng.integers(0, job.sizes["k"], shape),
         "head_mix": lambda job, shape: job.rng.dirichlet(np.ones(shape[1]), shape[0]),
         "typical_index": lambda job, shape: job.rng.integers(-1, job.sizes["M"], shape),
-        "detail_matrix": _attention_rows,
-        "detail_hist_counts": lambda job, shape: job.rng.integers(0, 50, shape),
-        "detail_hist_edges": lambda _job, shape: np.linspace(0, 1, shape[0]),
-        "bipartite": _fixed([[0, 1, 0.9, 1], [3, 2, 0.5, 0], [5, 5, 0.2, 0], [0, 7, 0.4, 1]]),
     },
     "eigencam": {
         "rank_corr": _uniform(-1, 1),
@@ -441,6 +467,14 @@ VALUES: dict[str, dict[str, Fill]] = {
         "labels": _class_cycle(0),
         "crop_boxes": _crop_boxes,
         "original_sizes": _original_sizes,
+        "deletion_auc": _uniform(0.05, 0.4),
+        "insertion_auc": _uniform(0.4, 0.9),
+        "deletion_curve": lambda job, shape: _curves(job, shape, falling=True),
+        "insertion_curve": lambda job, shape: _curves(job, shape, falling=False),
+        "mass_in_box": _uniform(0.1, 0.9),
+        "pointing_hit": lambda job, shape: (job.rng.random(shape) < 0.6).astype(np.float64),
+        "box_share": _uniform(0.1, 0.4),
+        "cascade_rank_corr": lambda job, shape: np.sort(job.rng.uniform(0, 1, shape), axis=1)[:, ::-1].copy(),
     },
     "scanpath": {
         "boxes": _fixed(np.array(BOXES, dtype=float)),
@@ -455,8 +489,8 @@ VALUES: dict[str, dict[str, Fill]] = {
 
 def _schema_valid(job: FakeJob, spec: ArraySpec, shape: tuple[int, ...]) -> np.ndarray:
     """Values of the declared dtype: floats in [0, 1], small non-negative integers, random flags."""
-    if spec.dtype == "float":
-        return job.rng.uniform(0, 1, shape)
+    if spec.dtype in ("float", "float16"):
+        return job.rng.uniform(0, 1, shape).astype(np.float16 if spec.dtype == "float16" else np.float64)
     if spec.dtype == "bool":
         return job.rng.random(shape) < 0.5
     if spec.dtype == "uint8":
@@ -507,12 +541,8 @@ def _head_importance(job: FakeJob) -> dict[str, Any]:
         "labelled": job.images if classes else 0,
         "accuracy": 0.9 if classes else None,
         "spearman": 0.7,
-        "modes": MODES,
         "label_names": LABELS if classes else [],
         "dtype": params["dtype"],
-        "partial_layer": params["partial_layer"] or 0,
-        "partial_head": params["partial_head"] or 0,
-        "partial_images": params["partial_images"],
     }
 
 
@@ -556,13 +586,59 @@ def _attention_profile(job: FakeJob) -> dict[str, Any]:
 
 def _attention_patterns(job: FakeJob) -> dict[str, Any]:
     per_query = {q: job.model.clusters for q in ("patch", "cls")}
-    detail = {key: job.params[f"detail_{key}"] for key in ("layer", "head", "image")}
+    return {"images": job.images, "layers": job.model.layers, "heads": job.model.heads, "clusters": per_query}
+
+
+def _head_detail(job: FakeJob) -> dict[str, Any]:
+    layer = job.params["layer"]
     return {
+        "image": job.params["image"],
         "images": job.images,
-        "layers": job.model.layers,
-        "heads": job.model.heads,
-        "clusters": per_query,
-        "detail": {**detail, "grid": list(job.model.grid)},
+        "layers": list(range(job.model.layers)) if layer is None else [layer],
+        "label": -1,
+        "prediction": None if job.backbone else 0,
+    }
+
+
+def _head_pruning(job: FakeJob) -> dict[str, Any]:
+    left_out = dict.fromkeys(LEFT_OUT["head-pruning"][job.objective], NO_CAM_CLASSES)
+    return {
+        **{key: job.params[key] for key in ("image", "layer", "head")},
+        "modes": MODES,
+        "label": -1,
+        "target": None if job.backbone else 0,
+        "left_out": left_out,
+    }
+
+
+def _eigencam_trust(job: FakeJob) -> dict[str, Any]:
+    """The faithfulness and sanity fields, as the means of the job's own arrays (as the analysis sums them)."""
+    arrays = results_for(job.record, job.model, job.pictures)
+    layers = list(range(job.model.layers))
+    names = [f"eigencam/{layer}" for layer in layers] + ["rollout"]
+    names += ([] if job.backbone else ["gradcam"]) + ["random", "centre"]
+    means = {key: arrays[key].mean(0).tolist() for key in ("deletion_auc", "insertion_auc", "mass_in_box")}
+    gaps = {n: i - d for n, d, i in zip(names, means["deletion_auc"], means["insertion_auc"], strict=True)}
+    best = max(names[:-2], key=lambda n: gaps[n])
+    full = np.abs(arrays["cascade_rank_corr"][:, -1]).mean(0)
+    sanity = {
+        f"eigencam/{layer}": {"rank_corr": float(v), "randomization": "cascade", "passed": bool(v < 0.5)}
+        for layer, v in zip(layers, full, strict=True)
+    }
+    steps = job.size("points") - 1
+    return {
+        "faithfulness_methods": names,
+        "faithfulness_steps": steps,
+        "curve_fractions": [s / steps for s in range(steps + 1)],
+        "faithfulness_score": "CLS embedding cosine" if job.backbone else "class probability",
+        "deletion_auc_by_method": means["deletion_auc"],
+        "insertion_auc_by_method": means["insertion_auc"],
+        "mass_in_box_by_method": means["mass_in_box"],
+        "pointing_by_method": arrays["pointing_hit"].mean(0).tolist(),
+        "box_share": float(arrays["box_share"].mean()),
+        "most_faithful": {"method": best, "insertion_minus_deletion": gaps[best]},
+        "sanity_threshold": 0.5,
+        "sanity": sanity,
     }
 
 
@@ -580,6 +656,7 @@ def _eigencam(job: FakeJob) -> dict[str, Any]:
         "components": 1,
         "sign_rule": job.params["sign_rule"],
         "relu": job.params["relu"],
+        **(_eigencam_trust(job) if job.params.get("faithfulness", True) else {}),
     }
 
 
@@ -594,6 +671,8 @@ SUMMARIES: dict[str, Callable[[FakeJob], dict[str, Any]]] = {
     "attention-patterns": _attention_patterns,
     "eigencam": _eigencam,
     "scanpath": _scanpath,
+    "head-detail": _head_detail,
+    "head-pruning": _head_pruning,
 }
 """Plausible values of a kind's summary fields; the others get `placeholder` values."""
 

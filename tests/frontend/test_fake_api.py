@@ -46,8 +46,8 @@ def test_a_backbone_without_a_probe_gets_only_task_free_head_importance() -> Non
     kind = kinds.get("head-importance")
     job = record(kind, INPUTS[0], BACKBONE, probe=False)
     arrays, summary = results_for(job, FakeModel()), summary_for(job, FakeModel())
-    assert not {"accuracy_drop", "prob_after", "partial_top5_idx", "predictions"} & set(arrays)
-    assert arrays["cls_cosine_after"].shape == (6, 3, 4) and arrays["partial_cls_cosine"].shape == (6, 1)
+    assert not {"accuracy_drop", "prob_after", "predictions"} & set(arrays)
+    assert arrays["cls_cosine_after"].shape == (6, 3, 4)
     assert summary["objective"] == "task-free" and summary["probe"] is None
     assert summary["metrics"] == ["layer_impact", "cls_cosine_drop", "patch_change", "embedding_taylor"]
     assert summary["left_out"]["accuracy_drop"] == "the model has no classifier and probe=false"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 from dash import Dash, html
@@ -57,7 +58,7 @@ def test_heads_overview_says_which_job_it_waits_for(dash_app: Dash, api: ApiClie
     )
 
 
-def test_head_detail_derives_jobs_for_the_selected_head(dash_app: Dash, api: ApiClient) -> None:
+def test_head_detail_derives_light_jobs_for_the_selection(dash_app: Dash, api: ApiClient) -> None:
     from frontend.pages import head
 
     base = HeadState(
@@ -65,20 +66,36 @@ def test_head_detail_derives_jobs_for_the_selected_head(dash_app: Dash, api: Api
         pat=submit(api, "attention-patterns"),
         layer=2,
         head=1,
-        image=0,
+        image=3,
         query=5,
     )
     derived, problem = head.derive(api, base)
-    assert problem is None and derived.pat != base.pat and derived.hi != base.hi
-    assert api.job(derived.pat or "")["params"]["detail_layer"] == 2
-    assert api.job(derived.hi or "")["params"]["partial_head"] == 1
-    again, _ = head.derive(api, derived)
-    assert (again.pat, again.hi) == (derived.pat, derived.hi)  # the same selection needs no new job
+    assert problem is None and (derived.hi, derived.pat) == (base.hi, base.pat)  # the overview stays
+    assert derived.model == "demo" and derived.data == "synthscenes:6:seed=0"
+    detail, pruning = api.job(derived.hd or ""), api.job(derived.hp or "")
+    assert (detail["kind"], detail["params"]["image"], detail["params"]["layer"]) == ("head-detail", 3, None)
+    assert (pruning["kind"], pruning["params"]["layer"], pruning["params"]["head"]) == ("head-pruning", 2, 1)
+    again, _ = head.derive(api, derived.replace(query=7))
+    assert (again.hd, again.hp) == (derived.hd, derived.hp)  # another query patch needs no job
+    other, _ = head.derive(api, derived.replace(layer=0, head=3))
+    assert other.hd == derived.hd and other.hp != derived.hp  # another head: the image's job serves it
     built = head.build(api, derived, set(derived.job_ids().values()))
     assert all(drawn(built.figures[name]) for name, _ in head.GRAPHS)
     assert built.dims == (3, 4)
     overlay = built.figures[ids.HEAD_OVERLAY]
     assert overlay.layout.shapes[0].x0 == pytest.approx(0.5)  # query 5 on a 4x4 grid is (1, 1)
+
+
+def test_head_detail_fetches_the_slice_it_draws(dash_app: Dash, api: ApiClient, fake_app: Any) -> None:
+    from frontend.pages import head
+
+    state, _ = head.derive(api, HeadState(hi=submit(api, "head-importance"), layer=2, head=1, query=5))
+    built = head.build(api, state, set(state.job_ids().values()))
+    matrix = api.result(state.hd or "", "attention")[2, 1].astype(float)
+    np.testing.assert_allclose(built.figures[ids.HEAD_MATRIX].data[0].z, matrix)
+    np.testing.assert_allclose(built.figures[ids.HEAD_OVERLAY].data[1].z, matrix[1 + 5, 1:].reshape(4, 4))
+    sliced = [at for job, name, at in fake_app.state.slices if job == state.hd and name == "attention"]
+    assert (2, 1) in sliced
 
 
 def test_cam_page_names_real_layers_and_shows_top5(dash_app: Dash, api: ApiClient) -> None:
@@ -118,11 +135,13 @@ def test_home_offers_every_declared_kind_with_its_title_and_help(
     from frontend.pages import home
 
     [checklist, _launch] = home._kinds_form()
-    assert [o["value"] for o in checklist.options] == kinds.names() and "token-norms" in kinds.names()
+    launchable = [name for name in kinds.names() if not kinds.get(name).interactive]
+    assert [o["value"] for o in checklist.options] == launchable and "token-norms" in launchable
+    assert {"head-detail", "head-pruning"} <= set(kinds.names()) - set(launchable)  # a page's per-click work
     assert checklist.value == ["head-importance", "attention-profile", "attention-patterns", "eigencam"]
     label = str(checklist.options[-1]["label"])
     assert "Token norms" in label and "token-norms" in label and extra_kind.help in label
-    assert "synthsearch" in str(checklist.options[kinds.names().index("scanpath")]["label"])
+    assert "synthsearch" in str(checklist.options[launchable.index("scanpath")]["label"])
 
 
 def test_job_page_lists_any_kinds_record_summary_and_declared_arrays(
@@ -202,3 +221,40 @@ def test_every_callback_talks_to_components_that_exist(dash_app: Dash) -> None:
                 missing.add(cid)
     assert not missing, f"callbacks name components no layout has: {sorted(missing)}"
     assert ids.HEADS_IMPORTANCE in graph_names
+
+
+def test_a_queued_or_running_job_row_has_a_cancel_button_and_a_settled_one_none() -> None:
+    from frontend.components import progress_row
+
+    def buttons(status: str) -> list[Any]:
+        row = progress_row("eigencam", {"id": "j" * 24, "status": status, "progress": 0.5})
+        return [c for c in row.children if isinstance(c, html.Button)]
+
+    [button] = buttons("running")
+    assert button.id == {"type": ids.JOB_CANCEL, "job": "j" * 24} and button.children == "Cancel"
+    assert len(buttons("queued")) == 1
+    assert buttons("done") == buttons("failed") == buttons("cancelled") == []
+
+
+def test_a_cancelled_job_is_settled_and_stops_the_polling() -> None:
+    from frontend.tracker import JobsView
+
+    assert JobsView(records={"hi": {"id": "x", "status": "cancelled"}}).settled
+    assert not JobsView(records={"hi": {"id": "x", "status": "running"}}).settled
+
+
+def test_the_tracker_polls_quickly_while_only_a_clicks_light_jobs_run(dash_app: Dash) -> None:
+    from frontend.settings import get_settings
+    from frontend.tracker import JobsView
+
+    settings = get_settings()
+    light = {"id": "a" * 24, "kind": "head-pruning", "status": "running", "progress": 0.1, "message": ""}
+    heavy = {"id": "b" * 24, "kind": "head-importance", "status": "running", "progress": 0.1, "message": ""}
+    clicks = JobsView(records={"hp": light})
+    assert clicks.clicks_only and clicks.poll_ms() == settings.frontend_click_poll_ms
+    assert progress_children(clicks, HeadState()) == []  # its graphs say it is computing: no row per click
+    both = JobsView(records={"hp": light, "hi": heavy})
+    assert not both.clicks_only and both.poll_ms() == settings.poll_ms
+    assert len(progress_children(both, HeadState())) == 1  # the dataset-wide job's row only
+    failed = JobsView(records={"hp": {**light, "status": "failed", "error": "layer 9 is out of range"}})
+    assert "out of range" in str(progress_children(failed, HeadState()))

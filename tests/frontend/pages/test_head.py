@@ -1,5 +1,6 @@
-"""/head against the fake API: a backbone's partial pruning shows the CLS cosine per mode, its top-5
-panel is gone and a note says why; a classifier's page is as before."""
+"""/head against the fake API: the page derives its light jobs from the selection, draws slices of
+them, and submits nothing dataset-wide; a backbone's partial pruning shows the CLS cosine per mode,
+its top-5 panel is gone and a note says why."""
 
 from __future__ import annotations
 
@@ -32,8 +33,7 @@ def test_a_backbone_prunes_by_the_cls_cosine_and_has_no_top5_panel(dash_app: Das
     assert built.dims == (3, 4)  # from the model block: there is no accuracy_drop to measure
     modes = built.figures[ids.HEAD_MODES]
     assert "CLS embedding cosine per mode" in modes.layout.title.text
-    expected = api.result(state.hi or "", "partial_cls_cosine")[:, 0]
-    np.testing.assert_allclose(modes.data[0].y, expected)
+    np.testing.assert_allclose(modes.data[0].y, api.result(state.hp or "", "cls_cosine"))
     assert built.hidden == {ids.HEAD_TOP5}
     assert find(head.body(state, built), ids.card(ids.HEAD_TOP5)).style == {"display": "none"}
     [note] = built.notes
@@ -42,11 +42,11 @@ def test_a_backbone_prunes_by_the_cls_cosine_and_has_no_top5_panel(dash_app: Das
     assert "top-5 predictions" in text_of(note)
 
 
-def test_a_probe_draws_its_top5_and_says_so(dash_app: Dash, api: ApiClient) -> None:
+def test_a_backbone_with_labels_still_prunes_by_the_cls_cosine(dash_app: Dash, api: ApiClient) -> None:
+    # a probe is fitted over a dataset; one image's pruning has none, and says so
     _state, built = built_for(api, BACKBONE)
-    assert not built.hidden and built.notes[0].id == ids.HEAD_PROBE
-    assert "linear probe" in built.figures[ids.HEAD_TOP5].layout.title.text
-    assert "probability" in built.figures[ids.HEAD_MODES].layout.title.text
+    assert built.hidden == {ids.HEAD_TOP5} and built.notes[0].id == ids.HEAD_NO_CLASSIFIER
+    assert "CLS embedding cosine per mode" in built.figures[ids.HEAD_MODES].layout.title.text
 
 
 def test_a_classifier_keeps_its_top5_and_class_probabilities(dash_app: Dash, api: ApiClient) -> None:
@@ -56,7 +56,7 @@ def test_a_classifier_keeps_its_top5_and_class_probabilities(dash_app: Dash, api
     assert not built.hidden and not built.notes
     assert (
         built.figures[ids.HEAD_MODES].layout.title.text
-        == "Partial pruning: probability of the class per mode"
+        == "Partial pruning: probability of the class per mode · L1 H2 · image #0"
     )
     assert list(built.figures[ids.HEAD_TOP5].data[0].y)[-1] == "disk"
     assert find(head.body(state, built), ids.card(ids.HEAD_TOP5)).style == {}

@@ -39,6 +39,10 @@ def test_a_backbone_offers_only_task_free_metrics_and_says_why(dash_app: Dash, a
     assert "class-based metrics need a classifier or labelled images for a probe" in text
     assert "Left out: accuracy drop, probability drop, loss change and gradient estimate (Taylor)" in text
     assert "the model has no classifier and probe=false" in text  # the job's own reason
+    # the link then says what the heatmap shows; a metric the job has stays as the link gave it
+    assert heads.shown_metric(api, state)[0].metric == "cls_cosine_drop"
+    kept = state.replace(metric="patch_change")
+    assert heads.shown_metric(api, kept)[0] == kept
 
 
 def test_a_backbone_line_shows_the_cls_cosine_and_no_invented_prediction(

@@ -87,9 +87,21 @@ def test_every_built_in_kind_is_declared_in_its_own_module_in_order():
         "attention-patterns",
         "eigencam",
         "scanpath",
+        "head-detail",
+        "head-pruning",
     ]
     for kind in kinds.all_kinds().values():
         assert kind.run.startswith("vitscope.") and kind.dashboard_path("x").endswith("=x")
+    places = [(kind.page, kind.url_key) for kind in kinds.all_kinds().values()]
+    assert len(set(places)) == len(places)  # a page tells its kinds' jobs apart by the URL key
+
+
+def test_the_head_pages_light_kinds_are_interactive_and_not_launched_from_the_form():
+    interactive = {name: kind for name, kind in kinds.all_kinds().items() if kind.interactive}
+    assert set(interactive) == {"head-detail", "head-pruning"}
+    assert not any(kind.default_launch for kind in interactive.values())
+    assert kinds.get("head-detail").dashboard_path("j") == "/head?hd=j"
+    assert kinds.get("head-pruning").dashboard_path("j") == "/head?hp=j"
 
 
 def test_an_unknown_kind_is_refused_naming_the_known_ones():

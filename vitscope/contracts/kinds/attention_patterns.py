@@ -4,11 +4,12 @@ from typing import Any
 
 from pydantic import Field
 
-from vitscope.contracts.kinds.base import ArraySpec, ImageParams, Kind, Summary
+from vitscope.contracts.kinds.base import MAX_SEED, ArraySpec, ImageParams, Kind, Summary
 
 
 class AttentionPatternsParams(ImageParams):
-    """Autoencoder over per-query attention maps, 2D map, clusters, one head's details.
+    """Autoencoder over per-query attention maps, 2D map, clusters (one head on one image is the light
+    `head-detail` kind).
 
     Defaults are sized so ViT-Base (144 heads, 14x14 grid) on 1000 images runs in about a
     minute on one GPU: 64 maps x 144 heads x 2 query types is ~18k maps of 196 pixels.
@@ -26,19 +27,14 @@ class AttentionPatternsParams(ImageParams):
     ae_width: int = Field(16, ge=4, le=128, description="channels of the autoencoder's conv layers")
     clusters: int = Field(8, ge=2, le=64, description="k of k-means on the latents")
     typical_per_cluster: int = Field(4, ge=1, le=32, description="real maps shown per cluster")
-    seed: int = Field(0, ge=0, description="sampling, split, initialisation, shuffle and k-means seed")
-    batch_size: int = Field(32, ge=1, le=4096, description="images per forward pass")
-    detail_layer: int = Field(0, ge=0, description="layer of the head shown in detail")
-    detail_head: int = Field(0, ge=0, description="head shown in detail")
-    detail_image: int = Field(0, ge=0, description="dataset index of the image shown in detail")
-    bipartite_links: int = Field(
-        100, ge=1, le=10_000, description="strongest links kept for the bipartite view"
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="sampling, split, initialisation, shuffle and k-means seed"
     )
-    hist_bins: int = Field(40, ge=5, le=200, description="bins of the attention-value histogram")
+    batch_size: int = Field(32, ge=1, le=4096, description="images per forward pass")
 
 
 class AttentionPatternsSummary(Summary):
-    """Autoencoder against PCA per query type, clusters, and the detailed head."""
+    """Autoencoder against PCA per query type, and clusters."""
 
     ae_error: dict[str, float]
     pca_error: dict[str, float]
@@ -54,7 +50,6 @@ class AttentionPatternsSummary(Summary):
     images: int
     layers: int
     heads: int
-    detail: dict[str, Any]
 
 
 def _per_query(
@@ -89,10 +84,6 @@ KIND = Kind(
         **_per_query("typical", ("k", "t", "h", "w"), "float", "typical maps per cluster"),
         **_per_query("typical_index", ("k", "t"), "int", "sample index of each typical map, -1 none"),
         **_per_query("loss_curve", ("E", 2), "float", "train and validation loss per epoch"),
-        "detail_matrix": ArraySpec(("T", "T"), "float", "the detailed head's attention matrix"),
-        "detail_hist_counts": ArraySpec(("bins",), "int"),
-        "detail_hist_edges": ArraySpec(("edges",), "float"),
-        "bipartite": ArraySpec(("links", 4), "float", "query token, key token, weight, is-CLS link"),
     },
     run="vitscope.vit.analysis.attention_patterns:run",
     page="/heads",

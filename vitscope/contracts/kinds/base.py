@@ -16,9 +16,17 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vitscope.contracts import datasets
 from vitscope.contracts.errors import UserError
 
-DType = Literal["float", "int", "uint8", "int8", "bool"]
+MAX_SEED = datasets.MAX_SEED
+"""The largest seed any parameter or dataset spec takes: the worker offsets seeds by < 2^32 and
+torch's generators take at most 2^64 - 1, so every seed fits with room to spare."""
+
+MAX_LAYERS = 256
+"""The most transformer blocks a layer-indexed parameter may name (ViT-Huge has 32)."""
+
+DType = Literal["float", "float16", "int", "uint8", "int8", "bool"]
 """A result's element type: `float` and `int` admit any width (float32/64, int32/64)."""
 
 
@@ -91,6 +99,9 @@ class Kind:
     runs the analysis (the API and the dashboard never import them). `open_source` is None
     for kinds that iterate over images; a kind with other inputs (scanpath: search scenes)
     names its own. `page` and `url_key` say where the dashboard shows a job: `/heads?hi=<id>`.
+    An `interactive` kind is light work a page submits per selection (one image, about one forward):
+    the launch form does not offer it, and its jobs go to their own queue, so a click is never
+    stuck behind a dataset-wide job.
     """
 
     name: str
@@ -105,6 +116,7 @@ class Kind:
     open_source: str | None = None
     order: int = 100
     default_launch: bool = True
+    interactive: bool = False
     example_inputs: Mapping[str, Any] = field(default_factory=lambda: {"dataset": "synthscenes:64:seed=0"})
 
     def dashboard_path(self, job_id: str) -> str:

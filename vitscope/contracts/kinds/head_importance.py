@@ -1,14 +1,15 @@
 """The `head-importance` kind: parameters, result schema and summary."""
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vitscope.contracts.kinds.base import ArraySpec, ImageParams, Kind, Summary
+from vitscope.contracts.kinds.base import MAX_SEED, ArraySpec, ImageParams, Kind, Summary
 
 
 class HeadImportanceParams(ImageParams):
-    """Exact single-head ablation over a dataset, partial pruning of one head, Taylor estimate.
+    """Exact single-head ablation over a dataset and a Taylor estimate (nothing depends on a selected head:
+    partial pruning of one head on one image is the light `head-pruning` kind).
 
     A classifier is scored by its classes; a backbone task-free (how far its final features move) and,
     when the images are labelled, by the classes of a linear probe fitted on its CLS embeddings.
@@ -16,8 +17,8 @@ class HeadImportanceParams(ImageParams):
 
     dtype: Literal["float32", "bfloat16"] = Field(
         default="float32",
-        description="precision of the resumed ablation passes (the bulk of the work); the clean pass, "
-        "gradients and partial pruning always run in float32",
+        description="precision of the resumed ablation passes (the bulk of the work); the clean pass "
+        "and gradients always run in float32",
     )
     batch_size: int = Field(default=64, ge=1, le=4096, description="images per clean pass")
     chunk_size: int = Field(
@@ -32,19 +33,6 @@ class HeadImportanceParams(ImageParams):
         "near tie, so accuracy drops equal the float32 ones",
     )
     taylor: bool = Field(default=True, description="also compute the one-backward-pass gradient estimate")
-    partial_layer: int | None = Field(
-        default=None,
-        ge=0,
-        description="layer of the head to prune partially (default: the most important head)",
-    )
-    partial_head: int | None = Field(
-        default=None,
-        ge=0,
-        description="head to prune partially (default: the most important head of the layer)",
-    )
-    partial_images: tuple[Annotated[int, Field(ge=0)], ...] = Field(
-        default=(0,), max_length=64, description="dataset indices of the images pruned partially"
-    )
     probe: bool = Field(
         default=True,
         description="for a model without a classifier and labelled images: fit a linear probe on the CLS "
@@ -53,6 +41,7 @@ class HeadImportanceParams(ImageParams):
     seed: int = Field(
         default=0,
         ge=0,
+        le=MAX_SEED,
         description="seed of the probe's train/test split and of the task-free Taylor estimate's random vectors",
     )
 
@@ -73,8 +62,7 @@ class ProbeSummary(BaseModel):
 
 
 class HeadImportanceSummary(Summary):
-    """What the heads were scored by, dataset size, base accuracy, how well Taylor ranks the heads,
-    which head was pruned partially."""
+    """What the heads were scored by, dataset size, base accuracy, how well Taylor ranks the heads."""
 
     images: int
     objective: Literal["classifier", "probe", "task-free"] = Field(
@@ -104,17 +92,13 @@ class HeadImportanceSummary(Summary):
         "metric: the loss estimate against the class metrics, the task-free one against cls_cosine_drop "
         "and patch_change"
     )
-    modes: list[str] = Field(description="partial-pruning modes, in the order of the partial_* arrays")
-    partial_layer: int
-    partial_head: int
-    partial_images: list[int]
 
 
 KIND = Kind(
     name="head-importance",
     title="Head importance",
     help="exact single-head ablation over a dataset (accuracy, probability, loss; for a backbone how far its "
-    "features move), partial pruning, Taylor",
+    "features move), Taylor",
     params=HeadImportanceParams,
     summary=HeadImportanceSummary,
     results={
@@ -165,20 +149,6 @@ KIND = Kind(
         "prob_base": ArraySpec(("N",), "float", "target probability of the unpruned model", optional=True),
         "labels": ArraySpec(("N",), "int", "label per image, -1 unknown (with classes)", optional=True),
         "predictions": ArraySpec(("N",), "int", "top-1 class of the unpruned model", optional=True),
-        "partial_top5_idx": ArraySpec(
-            ("modes", "I", "k"),
-            "int",
-            "top classes per partial mode (k = 5, or every class when fewer)",
-            optional=True,
-        ),
-        "partial_top5_prob": ArraySpec(("modes", "I", "k"), "float", optional=True),
-        "partial_target_prob": ArraySpec(("modes", "I"), "float", optional=True),
-        "partial_cls_cosine": ArraySpec(
-            ("modes", "I"),
-            "float",
-            "cosine of the CLS embedding to the clean one per partial mode",
-            optional=True,
-        ),
     },
     run="vitscope.vit.analysis.head_importance:run",
     page="/heads",

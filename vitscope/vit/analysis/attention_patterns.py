@@ -16,24 +16,16 @@ the projection unspecified; PAPERS.md 1(c)):
 3. Summaries (`vitscope.vit.analysis.patterns_summary`): 2D PCA of the latents (density + one
    point per head), k-means clusters with decoded prototypes, each head's mix over the
    clusters, and the real maps nearest each centroid.
-4. One head on one image in full (`detail_*` params): its (T, T) matrix, prefix tokens first
-   (the paper's D4), a histogram of its values (D5), and the bipartite view (D3).
 
-Reading of the paper's D3: block l+1's head mixes the tokens that leave block l ("Target
-Patches (l)", bottom axis) into the tokens that leave block l+1 ("Source Patches (l+1)",
-top axis); a link i -> j of weight A[i, j] is query token i's attention to key token j in the
-detail head's matrix. Links touching the CLS token (and other prefix tokens) are drawn on
-their own colour scale ("CLS Attention Strength"), the rest on the patch scale. We keep
-the top `bipartite_links` entries of the matrix, rows = query tokens, columns = key tokens
-(indices in the full sequence, prefix tokens first), with that CLS/prefix flag.
+Nothing here depends on which head or image a user looks at: one head of one image in full (its
+matrix, value histogram and bipartite links) is the light `head-detail` kind
+(`vitscope.vit.analysis.head_detail`).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from vitscope.contracts.errors import UserError
 from vitscope.contracts.kinds.attention_patterns import AttentionPatternsParams
 from vitscope.vit.analysis.autoencoder import EpochCallback
 from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress, require_images, stream
@@ -53,20 +45,18 @@ def run(
     params: AttentionPatternsParams,
     progress: Progress = no_progress,
 ) -> AnalysisResult:
-    """Sample maps, train the autoencoders, summarise, and detail one head.
+    """Sample maps, train the autoencoders, summarise.
 
     Arrays per query type q in {patch, cls}: `embedding_q` (M, 2), `sample_head_q` (M,)
     layer*H+head, `sample_image_q` (M,), `sample_query_q` (M,) query token index,
     `prefix_share_q` (M,), `split_q` (M,) 0 train / 1 val / 2 held-out, `cluster_q` (M,),
     `head_points_q` (L*H, 2), `head_mix_q` (L*H, k), `prototypes_q` (k, h, w),
     `typical_q` (k, t, h, w), `typical_index_q` (k, t), `loss_curve_q` (E+1, 2).
-    Detail: `detail_matrix` (T, T), `detail_hist_counts` (bins,), `detail_hist_edges` (bins+1,),
-    `bipartite` (K, 4) rows (query token, key token, weight, is_cls_link).
     Sampled and typical maps are probabilities over patch keys; prototypes are decoded in the
     network's scale (peak 1 per map), clipped at 0. With alignment patch maps are (2h-1, 2w-1).
     """
-    _check(lm, source, params)
-    samples, detail = _sample(lm, source, params, progress)
+    require_images(source)
+    samples = _sample(lm, source, params, progress)
     result = AnalysisResult()
     summaries: dict[str, PatternSummary] = {}
     for i, q in enumerate(QUERY_TYPES):
@@ -74,7 +64,6 @@ def run(
             lm, q, samples[q], params, _train_progress(progress, i, q, params)
         )
         _store_patterns(result, q, samples[q], summaries[q])
-    _store_detail(result, detail, lm.layout, params)
     result.summary = _summary(lm, source, params, samples, summaries)
     progress(1.0, "done")
     return result
@@ -100,18 +89,6 @@ def _train_progress(progress: Progress, i: int, q: str, params: AttentionPattern
     return on_epoch
 
 
-def _check(lm: LoadedModel, source: ImageSource, params: AttentionPatternsParams) -> None:
-    """Refuse detail indices outside the model or dataset before any work is done."""
-    require_images(source)
-    for name, value, bound, what in (
-        ("detail_layer", params.detail_layer, lm.num_layers, "layers"),
-        ("detail_head", params.detail_head, lm.num_heads, "heads per layer"),
-        ("detail_image", params.detail_image, len(source), "images"),
-    ):
-        if value >= bound:
-            raise UserError(f"{name}={value} is out of range: there are {bound} {what} (0..{bound - 1})")
-
-
 def _config(params: AttentionPatternsParams) -> TrainingConfig:
     return TrainingConfig(
         latent_dim=params.latent_dim,
@@ -125,45 +102,21 @@ def _config(params: AttentionPatternsParams) -> TrainingConfig:
     )
 
 
-class _DetailCatcher:
-    """A sink that keeps one head's (T, T) matrix for one image when that image passes."""
-
-    def __init__(self, layer: int, head: int, image: int) -> None:
-        self.layer, self.head, self.image = layer, head, image
-        self.position: int | None = None
-        self.matrix: torch.Tensor | None = None
-
-    def start_batch(self, indices: torch.Tensor) -> None:
-        hits = (indices == self.image).nonzero()
-        self.position = int(hits[0, 0]) if len(hits) else None
-
-    def __call__(self, layer: int, probs: torch.Tensor) -> None:
-        if layer == self.layer and self.position is not None:
-            self.matrix = probs[self.position, self.head].float().cpu()
-
-
 def _sample(
     lm: LoadedModel, source: ImageSource, params: AttentionPatternsParams, progress: Progress
-) -> tuple[dict[str, MapSample], torch.Tensor]:
-    """One pass over the source: sampled maps per query type and the detail head's matrix (T, T)."""
+) -> dict[str, MapSample]:
+    """One pass over the source: sampled maps per query type."""
     sampler = PatternSampler(
         lm.layout, lm.num_layers, lm.num_heads, params.maps_per_head, params.seed, lm.device
     )
-    detail = _DetailCatcher(params.detail_layer, params.detail_head, params.detail_image)
-
-    def sink(layer: int, probs: torch.Tensor) -> None:
-        sampler(layer, probs)
-        detail(layer, probs)
 
     label, span = "sampling attention maps", (0.0, SAMPLING_SHARE)
-    with torch.no_grad(), intervene(lm.parts, capture=True, sink=sink):
+    with torch.no_grad(), intervene(lm.parts, capture=True, sink=sampler):
         for batch in stream(source, params.batch_size, lm.input_geometry, progress, label, span):
             indices = torch.as_tensor(batch.indices)
             sampler.start_batch(indices)
-            detail.start_batch(indices)
             lm.forward(lm.preprocess(batch.images))
-    assert detail.matrix is not None, "the detail image was checked to be in the source"
-    return sampler.samples(), detail.matrix
+    return sampler.samples()
 
 
 def _as_maps(sample: MapSample, layout: TokenLayout, align: bool) -> torch.Tensor:
@@ -192,30 +145,6 @@ def _store_patterns(result: AnalysisResult, q: str, sample: MapSample, summary: 
         result.add(f"{name}_{q}", value)
 
 
-def _store_detail(
-    result: AnalysisResult, matrix: torch.Tensor, layout: TokenLayout, params: AttentionPatternsParams
-) -> None:
-    result.add("detail_matrix", matrix)
-    values = matrix.numpy().ravel()
-    counts, edges = np.histogram(values, bins=params.hist_bins, range=(0.0, max(float(values.max()), 1e-12)))
-    result.add("detail_hist_counts", counts)
-    result.add("detail_hist_edges", edges.astype(np.float32))
-    result.add("bipartite", bipartite_links(matrix, layout.n_prefix, params.bipartite_links))
-
-
-def bipartite_links(matrix: torch.Tensor, n_prefix: int, k: int) -> torch.Tensor:
-    """The k strongest entries of a head's matrix (T, T): (k, 4) rows (query, key, weight, is_cls_link).
-
-    Strongest first (ties in token order); is_cls_link is 1 when the query or the key is a
-    prefix token (CLS, distillation, register), 0 for patch-to-patch links.
-    """
-    flat = matrix.flatten()
-    order = torch.sort(flat, descending=True, stable=True).indices[: min(k, flat.numel())]
-    query, key = order // matrix.shape[1], order % matrix.shape[1]
-    is_cls = (query < n_prefix) | (key < n_prefix)
-    return torch.stack([query.float(), key.float(), flat[order], is_cls.float()], dim=1)
-
-
 def _summary(
     lm: LoadedModel,
     source: ImageSource,
@@ -240,12 +169,4 @@ def _summary(
         "images": len(source),
         "layers": lm.num_layers,
         "heads": lm.num_heads,
-        "detail": {
-            "layer": params.detail_layer,
-            "head": params.detail_head,
-            "image": params.detail_image,
-            "prefix_tokens": list(lm.layout.prefix_roles),
-            "grid": list(lm.layout.grid),
-            "links": min(params.bipartite_links, lm.layout.n_tokens**2),
-        },
     }

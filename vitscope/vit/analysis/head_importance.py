@@ -1,4 +1,4 @@
-"""Head importance by pruning: exact single-head ablation, partial pruning, Taylor estimate.
+"""Head importance by pruning: exact single-head ablation and a Taylor estimate, over a dataset.
 
 For every head h (layer l), over a dataset (Li et al., TVCG 2023, §5.2), what is measured depends
 on what the model is (`objective` in the summary):
@@ -7,15 +7,16 @@ on what the model is (`objective` in the summary):
   fitted on its CLS embeddings (`"probe"`, `vitscope.vit.analysis.probe`): exact ablation (head
   output gated to 0) gives the top-1 accuracy drop, the drop of the target-class probability and
   the loss change (cross-entropy against the target). The target is the label where known, else
-  the clean prediction (then "accuracy" is agreement with it). Partial pruning reports top-5
-  predictions; the Taylor estimate is Michel et al.'s (2019) E_x |dL(x)/d gate_h|, normalised per
+  the clean prediction (then "accuracy" is agreement with it). The Taylor estimate is Michel et al.'s (2019) E_x |dL(x)/d gate_h|, normalised per
   layer by the L2 norm over the layer's heads;
 - a backbone (`"task-free"`, and alongside the probe's metrics): exact ablation gives the CLS
   cosine drop, 1 - cos(e(x; h=0), e(x)) of the final CLS embedding e, and the patch change
-  ||F(x; h=0) - F(x)||_F / ||F(x)||_F of the final patch features F. Partial pruning reports the
-  CLS cosine to the clean embedding; the Taylor estimate is `embedding_taylor`'s;
-- always: the layer impact ||Z_l(x) - Z_l(x; h=0)|| / ||Z_l(x)|| of the ablated layer's output,
-  and partial pruning of one head in six modes (`MODES`).
+  ||F(x; h=0) - F(x)||_F / ||F(x)||_F of the final patch features F. The Taylor estimate is
+  `embedding_taylor`'s;
+- always: the layer impact ||Z_l(x) - Z_l(x; h=0)|| / ||Z_l(x)|| of the ablated layer's output.
+
+Nothing here depends on which head a user looks at: partial pruning of one head on one image is
+the light `head-pruning` kind (`vitscope.vit.analysis.head_detail`).
 
 Speed comes from the schedule, not from more passes: one clean float32 pass per batch
 records the residual stream entering every block (and, with gates requiring grad, gives
@@ -24,7 +25,8 @@ change anything before l, so every ablated run resumes from the cached stream at
 image x head copies folded into the batch and a per-copy gate zeroing one head:
 sum_l (L - l) blocks per head instead of L, in large batches. With `dtype="bfloat16"` the
 resumed passes run on a cast copy; copies whose top-1 decision is within the bfloat16 error
-of a tie are re-run in float32, so accuracy drops are float32's.
+of a tie are re-run in float32 (on CUDA through TF32 first, and in full float32 only where
+still within TF32's error of a tie), so accuracy drops are float32's.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -48,9 +51,6 @@ from vitscope.vit.models import LoadedModel, TokenLayout, intervene
 from vitscope.vit.models.probe import probe_head, with_probe
 
 log = logging.getLogger(__name__)
-
-MODES = ("none", "cls_row", "cls_column", "patch_to_patch", "cls_row_column", "whole_head")
-"""Partial-pruning modes: which block of one head's attention matrix is zeroed."""
 
 RECHECK_FACTOR = 4.0
 """A copy is re-run in float32 when its target-vs-best-other logit margin is below this many
@@ -304,21 +304,28 @@ def measure(
 
 @torch.no_grad()
 def ablate_pairs(
-    lm: LoadedModel, layer: int, clean: CleanPass, samples: torch.Tensor, heads: torch.Tensor
+    lm: LoadedModel,
+    layer: int,
+    clean: CleanPass,
+    samples: torch.Tensor,
+    heads: torch.Tensor,
+    stream: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Ablate head heads[i] of `layer` on image samples[i], resuming at `layer`; return the `measure`
     outcomes and `impact`, each (n,).
 
-    The copies run as one batch in `lm`'s dtype, each with its own gates (n, L, H).
+    The copies run as one batch in `lm`'s dtype, gated at `layer` only (gates (n, H)); `stream`
+    (B, T, D) is the clean stream entering `layer` already in `lm`'s dtype (default: cast here).
     """
     n = samples.numel()
-    gates = torch.ones(n, lm.num_layers, lm.num_heads, device=samples.device)
-    gates[torch.arange(n, device=samples.device), layer, heads] = 0
-    hidden = clean.residuals[layer][samples].to(lm.dtype)
-    with intervene(lm.parts, start=(layer, hidden), head_gates=gates, record_outputs=[layer]) as rec:
+    gates = torch.ones(n, lm.num_heads, device=samples.device, dtype=lm.dtype)
+    gates[torch.arange(n, device=samples.device), heads] = 0
+    hidden = (clean.residuals[layer] if stream is None else stream)[samples].to(lm.dtype)
+    with intervene(lm.parts, start=(layer, hidden), head_gates={layer: gates}, record_outputs=[layer]) as rec:
         out = read(lm, lm.blank_pixels(n))
-    ref = clean.outputs[layer][samples].float().flatten(1)
-    impact = (rec.outputs[layer].float().flatten(1) - ref).norm(dim=-1) / ref.norm(dim=-1)
+    ref = clean.outputs[layer][samples]
+    # a mixed-dtype difference is computed in float32 without a float32 copy of the copies' outputs
+    impact = torch.sub(rec.outputs[layer], ref).flatten(1).norm(dim=-1) / ref.flatten(1).norm(dim=-1)
     return {"impact": impact, **measure(lm, clean, samples, out)}
 
 
@@ -365,21 +372,48 @@ def ablate_batch(
     grid = _Grid((clean.size, lm.num_layers, lm.num_heads), clean.device)
     pairs = _all_pairs(clean.size, lm.num_heads, clean.device)
     for layer in range(lm.num_layers):
+        stream = clean.residuals[layer].to(fast.dtype)  # cast once per layer, not per chunk
         for samples, heads in _chunks(*pairs, chunk_size):
-            grid.fill(layer, samples, heads, ablate_pairs(fast, layer, clean, samples, heads))
+            grid.fill(layer, samples, heads, ablate_pairs(fast, layer, clean, samples, heads, stream))
     decisions = "margin" in grid.values
     rechecked = _recheck(lm, fast, clean, grid, chunk_size) if recheck and decisions and fast is not lm else 0
     return _stats(clean, grid), rechecked
 
 
 def _recheck(lm: LoadedModel, fast: LoadedModel, clean: CleanPass, grid: _Grid, chunk_size: int) -> int:
-    """Re-run in float32 the copies whose decision margin is within the low-precision error; return how many."""
+    """Re-run in float32 the copies whose decision margin is within the low-precision error; return how many.
+
+    On CUDA the near ties go through TF32 first (float32 data, products on the tensor cores, about
+    8x bfloat16's precision at a fraction of float32's cost); only those still within TF32's own
+    error of a tie run in full float32, so every decision is float32's by the same rule.
+    """
     near = grid.values["margin"].abs() <= RECHECK_FACTOR * _clean_error(fast, clean)
+    count = int(near.sum())
+    if lm.device.type == "cuda":
+        with tf32():
+            _rerun(lm, clean, grid, near, chunk_size)
+            near &= grid.values["margin"].abs() <= RECHECK_FACTOR * _clean_error(lm, clean)
+    _rerun(lm, clean, grid, near, chunk_size)
+    return count
+
+
+def _rerun(lm: LoadedModel, clean: CleanPass, grid: _Grid, which: torch.Tensor, chunk_size: int) -> None:
+    """Ablate again, in `lm`, the copies marked in `which` (B, L, H) bool, overwriting their outcomes."""
     for layer in range(lm.num_layers):
-        samples, heads = near[:, layer].nonzero(as_tuple=True)
+        samples, heads = which[:, layer].nonzero(as_tuple=True)
         for s, h in _chunks(samples, heads, chunk_size):
             grid.fill(layer, s, h, ablate_pairs(lm, layer, clean, s, h))
-    return int(near.sum())
+
+
+@contextmanager
+def tf32() -> Iterator[None]:
+    """Float32 matrix products in TF32 inside the block (CUDA), restoring the setting after."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 @torch.no_grad()
@@ -431,55 +465,6 @@ def _stats(clean: CleanPass, grid: _Grid) -> AblationStats:
     return stats
 
 
-def partial_masks(layout: TokenLayout, n_heads: int, head: int) -> torch.Tensor:
-    """Attention multipliers (modes, H, T, T) of each partial-pruning mode in `MODES` for one head.
-
-    CLS row: what CLS attends to; CLS column: what attends to CLS; patch-to-patch: patch queries
-    over patch keys (other prefix tokens, such as registers, keep their rows and columns).
-    """
-    masks = torch.ones(len(MODES), n_heads, layout.n_tokens, layout.n_tokens)
-    cls, patch = layout.cls_index, layout.patches(torch.arange(layout.n_tokens), 0)
-    for mode, mask in zip(MODES, masks[:, head], strict=True):
-        if mode in ("cls_row", "cls_row_column"):
-            mask[cls, :] = 0
-        if mode in ("cls_column", "cls_row_column"):
-            mask[:, cls] = 0
-        if mode == "patch_to_patch":
-            mask[patch[:, None], patch[None, :]] = 0
-        if mode == "whole_head":
-            mask.zero_()
-    return masks
-
-
-@torch.no_grad()
-def partial_pruning(
-    lm: LoadedModel, pixels: torch.Tensor, target: torch.Tensor | None, layer: int, head: int
-) -> dict[str, torch.Tensor]:
-    """Prune one head partially in every mode, all modes x images as one batch.
-
-    pixels (I, 3, h, w), target (I,) or None. With a class head returns `partial_top5_idx`,
-    `partial_top5_prob` (modes, I, 5) and `partial_target_prob` (modes, I); for a backbone
-    `partial_cls_cosine` (modes, I), the cosine of each pruned CLS embedding to the clean one.
-    """
-    modes, n = len(MODES), pixels.shape[0]
-    scale = partial_masks(lm.layout_for((pixels.shape[-2], pixels.shape[-1])), lm.num_heads, head)
-    scale = scale.to(pixels.device).repeat_interleave(n, 0)  # mode-major, like pixels.repeat below
-    with intervene(lm.parts, attn_scale={layer: scale}):
-        out = read(lm, pixels.repeat(modes, 1, 1, 1))
-    result = {}
-    if out.logits is not None and target is not None:
-        probs = out.logits.softmax(-1).view(modes, n, -1)
-        top = probs.topk(min(5, probs.shape[-1]), dim=-1)
-        result["partial_top5_idx"], result["partial_top5_prob"] = top.indices, top.values
-        result["partial_target_prob"] = probs.gather(-1, target.expand(modes, n)[..., None])[..., 0]
-    if out.features is not None:
-        cls = lm.layout.cls_index
-        clean = lm.features(pixels)[:, cls].float()
-        pruned = out.features[:, cls].float().view(modes, n, -1)
-        result["partial_cls_cosine"] = torch.nn.functional.cosine_similarity(pruned, clean[None], dim=-1)
-    return result
-
-
 def taylor_importance(abs_grads: torch.Tensor, images: int) -> tuple[torch.Tensor, torch.Tensor]:
     """From per-image estimates summed over images (L, H): (their mean, the same normalised per layer),
     each (L, H).
@@ -525,20 +510,6 @@ def _labels(raw: np.ndarray, use: bool, lm: LoadedModel) -> torch.Tensor:
     return labels
 
 
-def _check(lm: LoadedModel, source: ImageSource, params: HeadImportanceParams) -> None:
-    """Refuse parameters that do not fit the model or the dataset, before any work."""
-    require_images(source)
-    if params.partial_layer is not None and params.partial_layer >= lm.num_layers:
-        raise UserError(f"partial_layer {params.partial_layer}: the model has layers 0..{lm.num_layers - 1}")
-    if params.partial_head is not None and params.partial_head >= lm.num_heads:
-        raise UserError(f"partial_head {params.partial_head}: the model has heads 0..{lm.num_heads - 1}")
-    if params.partial_head is not None and params.partial_layer is None:
-        raise UserError("partial_head needs partial_layer too")
-    bad = [i for i in params.partial_images if i >= len(source)]
-    if bad:
-        raise UserError(f"partial_images {bad}: the dataset has images 0..{len(source) - 1}")
-
-
 def _summed(total: torch.Tensor | None, per_image: torch.Tensor | None) -> torch.Tensor | None:
     """`total` (L, H) plus per_image (B, L, H) summed over images; None when there is nothing to add."""
     if per_image is None:
@@ -549,27 +520,17 @@ def _summed(total: torch.Tensor | None, per_image: torch.Tensor | None) -> torch
 @dataclass
 class _Collected:
     """What the batch loop keeps: per-batch stats, labels and predictions (B,), the summed Taylor estimates
-    (L, H), the partial-pruning images by dataset index (pixels (3, h, w), target () or None), re-checked
-    copies."""
+    (L, H), re-checked copies."""
 
-    wanted: frozenset[int]
     stats: list[AblationStats] = field(default_factory=list)
     labels: list[torch.Tensor] = field(default_factory=list)
     predictions: list[torch.Tensor] = field(default_factory=list)
     taylor: torch.Tensor | None = None
     embedding_taylor: torch.Tensor | None = None
-    picked: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
     rechecked: int = 0
 
-    def add(
-        self,
-        indices: np.ndarray,
-        pixels: torch.Tensor,
-        clean: CleanPass,
-        labels: torch.Tensor,
-        ablated: tuple[AblationStats, int],
-    ) -> None:
-        """Keep one batch's results; copy out its images that partial pruning wants."""
+    def add(self, clean: CleanPass, labels: torch.Tensor, ablated: tuple[AblationStats, int]) -> None:
+        """Keep one batch's results."""
         self.stats.append(ablated[0])
         self.rechecked += ablated[1]
         self.labels.append(labels)
@@ -577,10 +538,6 @@ class _Collected:
             self.predictions.append(clean.logits.argmax(-1))
         self.taylor = _summed(self.taylor, clean.taylor)
         self.embedding_taylor = _summed(self.embedding_taylor, clean.embedding_taylor)
-        for row, index in enumerate(indices.tolist()):
-            if index in self.wanted:
-                target = None if clean.target is None else clean.target[row]
-                self.picked[index] = (pixels[row].clone(), target)  # not a view of the batch
 
 
 def run(
@@ -592,18 +549,16 @@ def run(
     Arrays, (L, H): layer_impact; accuracy_drop, prob_drop, loss_change, taylor, taylor_raw with a class
     head (classifier or probe); cls_cosine_drop, patch_change, embedding_taylor, embedding_taylor_raw
     for a backbone. (N, L, H): prob_after (class head), cls_cosine_after (backbone). (N,): prob_base,
-    labels, predictions (class head). Partial pruning: partial_top5_idx, partial_top5_prob
-    (modes, I, 5), partial_target_prob (modes, I) with a class head, partial_cls_cosine (modes, I)
-    for a backbone. The summary says which metrics are there and why the others are not.
+    labels, predictions (class head). The summary says which metrics are there and why the others are not.
     """
-    _check(lm, source, params)
+    require_images(source)
     probing = not lm.classifier and params.probe  # the probe's embedding pass takes the first 5%
     lm, probe, no_probe = _class_head(lm, source, params, progress)
     fast = model_in(lm, params.dtype)
     use_labels = labels_apply(lm, source)
     if lm.labels and not use_labels:
         log.info("the dataset's labels are not classes of %s: scoring against its predictions", lm.spec)
-    col = _Collected(frozenset(params.partial_images))
+    col = _Collected()
     width = int(lm.model.config.hidden_size)
     span = (0.05 if probing else 0.0, 0.98)
     for batch in stream(source, params.batch_size, lm.input_geometry, progress, "ablated every head", span):
@@ -612,7 +567,7 @@ def run(
         probes = None if lm.classifier else taylor_probes(batch.indices, width, params.seed)
         clean = clean_pass(lm, pixels, labels, params.taylor, probes)
         ablated = ablate_batch(lm, fast, clean, params.chunk_size, params.recheck)
-        col.add(batch.indices, pixels, clean, labels, ablated)
+        col.add(clean, labels, ablated)
     return _assemble(lm, col, params, probe, no_probe)
 
 
@@ -657,7 +612,6 @@ def _assemble(
         result.add(name, value)
     _per_image_arrays(result, stats, labels, col)
     taylor = _taylor_results(result, col, per_head, len(labels))
-    partial = _partial_results(lm, result, col, params, per_head)
     labelled = labels >= 0
     result.summary = {
         "images": len(labels),
@@ -671,7 +625,6 @@ def _assemble(
         "dtype": params.dtype,
         "rechecked": col.rechecked,
         **taylor,
-        **partial,
     }
     return result
 
@@ -744,35 +697,3 @@ def _taylor_results(
         if headline is None:
             headline = detail["loss_change"] if name == "taylor" else detail["cls_cosine_drop_raw"]
     return {"spearman": headline, "spearman_detail": detail}
-
-
-def _partial_results(
-    lm: LoadedModel,
-    result: AnalysisResult,
-    col: _Collected,
-    params: HeadImportanceParams,
-    per_head: dict[str, torch.Tensor],
-) -> dict:
-    """Prune the chosen head partially on the picked images; add the partial_* arrays, return the summary keys.
-
-    The default head is the one whose ablation costs the most target probability (with a class head),
-    else the one that turns the CLS embedding most.
-    """
-    drop = per_head["prob_drop"] if "prob_drop" in per_head else per_head["cls_cosine_drop"]
-    layer = params.partial_layer
-    if layer is None:
-        layer = int(drop.flatten().argmax()) // lm.num_heads
-    head = params.partial_head if params.partial_head is not None else int(drop[layer].argmax())
-    chosen = [col.picked[i] for i in params.partial_images]
-    if chosen:
-        pixels = torch.stack([p for p, _ in chosen])
-        targets = [t for _, t in chosen if t is not None]
-        target = torch.stack(targets) if len(targets) == len(chosen) else None
-        for name, value in partial_pruning(lm, pixels, target, layer, head).items():
-            result.add(name, value)
-    return {
-        "modes": list(MODES),
-        "partial_layer": layer,
-        "partial_head": head,
-        "partial_images": list(params.partial_images),
-    }

@@ -172,3 +172,32 @@ def open_source(inputs: Inputs, fetch: Callable[[str], bytes], class_names: Sequ
         return EncodedSource(blobs, inputs.labels, list(inputs.images))
     assert inputs.zip is not None
     return zip_folder_source(fetch(inputs.zip), class_names)
+
+
+def one_image(source: ImageSource, index: int, size: tuple[int, int] | InputGeometry) -> Batch:
+    """Image `index` of `source` alone, as a batch of one brought to `size` (its `indices` say `index`).
+
+    Decodes or renders that image only (a SynthScenes item from its seed and index, one upload or zip
+    member); `UserError` when the source has no such image.
+    """
+    if not 0 <= index < len(source):
+        raise UserError(
+            f"image {index} is out of range: the inputs have {len(source)} images (0..{len(source) - 1})"
+        )
+    if isinstance(source, SynthSource):
+        from vitscope.vit.data.synthscenes import SynthScenes
+
+        item = SynthScenes(source.n, seed=source.seed, image_size=as_geometry(size).size)[index]
+        boxes = np.asarray([item.box], np.float32)
+        return Batch(item.image[None], np.asarray([item.label], np.int64), boxes, np.asarray([index]))
+    if isinstance(source, EncodedSource):
+        alone = EncodedSource(
+            [source.blobs[index]], [source.labels[index]], [source.names[index]], source.class_names
+        )
+        batch = next(alone.batches(1, size))
+        batch.indices = np.asarray([index])
+        return batch
+    for batch in source.batches(1, size):  # any other source: stream up to the image
+        if int(batch.indices[0]) == index:
+            return batch
+    raise UserError(f"image {index} is not in the inputs")

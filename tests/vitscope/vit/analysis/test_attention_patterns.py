@@ -1,17 +1,17 @@
-"""The attention-patterns analysis: sampling, clustering, the detail view and the whole run."""
+"""The attention-patterns analysis: sampling, clustering and the whole run (one head on one image is the
+`head-detail` kind, tests/vitscope/vit/analysis/test_head_detail.py)."""
 
 import numpy as np
 import pytest
 import torch
 
 from tests.utils.models import micro
-from vitscope.contracts.errors import UserError
-from vitscope.contracts.kinds.attention_patterns import AttentionPatternsParams
-from vitscope.vit.analysis.attention_patterns import bipartite_links, run
+from vitscope.contracts.kinds import check_result
+from vitscope.contracts.kinds.attention_patterns import KIND, AttentionPatternsParams
+from vitscope.vit.analysis.attention_patterns import run
 from vitscope.vit.analysis.patterns_sampling import PatternSampler, align_to_query
 from vitscope.vit.analysis.patterns_summary import TrainingConfig, summarise_maps
 from vitscope.vit.data.inputs import SynthSource
-from vitscope.vit.models import intervene
 from vitscope.vit.models.layout import TokenLayout
 
 KINDS = ("self", "ring", "uniform", "cls")
@@ -172,13 +172,6 @@ def test_aligned_self_maps_decode_to_a_peak_at_the_centre():
     assert prototype.sum() - prototype[5, 5] < 0.5 * prototype[5, 5]
 
 
-def test_bipartite_links_are_the_strongest_entries_flagged_by_prefix():
-    matrix = torch.tensor([[0.1, 0.9, 0.0], [0.2, 0.3, 0.5], [0.6, 0.05, 0.35]])
-    links = bipartite_links(matrix, n_prefix=1, k=4)
-    expected = [[0, 1, 0.9, 1], [2, 0, 0.6, 1], [1, 2, 0.5, 0], [2, 2, 0.35, 0]]
-    np.testing.assert_allclose(links.numpy(), expected)
-
-
 SMALL = AttentionPatternsParams(
     maps_per_head=8,
     latent_dim=4,
@@ -186,11 +179,6 @@ SMALL = AttentionPatternsParams(
     clusters=3,
     typical_per_cluster=2,
     batch_size=4,
-    detail_layer=1,
-    detail_head=2,
-    detail_image=5,
-    bipartite_links=20,
-    hist_bins=10,
 )
 
 
@@ -212,7 +200,7 @@ def test_run_reports_progress_through_sampling_and_every_epoch(small_run):
 
 
 def test_run_returns_the_contract_arrays(small_run):
-    a, heads, t = small_run.arrays, 2 * 4, 17
+    a, heads = small_run.arrays, 2 * 4
     for q, m in (("patch", 64), ("cls", 64)):
         assert a[f"embedding_{q}"].shape == (m, 2)
         assert np.bincount(a[f"sample_head_{q}"]).tolist() == [8] * heads
@@ -223,12 +211,11 @@ def test_run_returns_the_contract_arrays(small_run):
         assert a[f"typical_{q}"].shape == (3, 2, 4, 4)
         assert a[f"prototypes_{q}"].min() >= 0
         np.testing.assert_allclose(a[f"typical_{q}"].sum((2, 3)), 1, rtol=1e-5)
-    assert a["detail_matrix"].shape == (t, t)
-    assert a["detail_hist_counts"].sum() == t * t
-    assert a["bipartite"].shape == (20, 4)
     s = small_run.summary
     assert set(s["ae_error"]) == {"patch", "cls"}
     assert s["maps_per_head"] == {"patch": 8, "cls": 8}
+    assert not {"detail", "detail_matrix", "bipartite"} & (set(a) | set(s))  # the head-detail kind's now
+    check_result(KIND, a, s)
 
 
 def test_run_is_identical_for_the_same_seed(small_run):
@@ -237,22 +224,3 @@ def test_run_is_identical_for_the_same_seed(small_run):
     for name, value in small_run.arrays.items():
         np.testing.assert_array_equal(again.arrays[name], value, err_msg=name)
     assert again.summary == small_run.summary
-
-
-def test_detail_matrix_is_the_heads_attention_on_that_image(small_run):
-    lm = micro("vit")
-    image = next(iter(SynthSource(8).batches(8, lm.layout.image_size))).images[5:6]
-    with torch.no_grad(), intervene(lm.parts, capture=[1]) as rec:
-        lm.forward(lm.preprocess(image))
-    expected = rec.attentions[1][0, 2].numpy()
-    np.testing.assert_allclose(small_run.arrays["detail_matrix"], expected, atol=1e-5)
-    top = small_run.arrays["bipartite"][0]
-    assert top[2] == pytest.approx(expected.max())
-    assert top[3] == float(top[0] < 1 or top[1] < 1)
-
-
-@pytest.mark.parametrize(("field", "value"), [("detail_layer", 2), ("detail_head", 4), ("detail_image", 8)])
-def test_run_refuses_detail_indices_out_of_range(field, value):
-    params = SMALL.model_copy(update={field: value})
-    with pytest.raises(UserError, match=field):
-        run(micro("vit"), SynthSource(8), params)

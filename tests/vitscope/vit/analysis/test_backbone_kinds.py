@@ -13,6 +13,8 @@ SMALL = {
     "attention-profile": {"batch_size": 4},
     "attention-patterns": {"batch_size": 4, "epochs": 2, "maps_per_head": 8},
     "eigencam": {"batch_size": 4, "sanity_images": 2},
+    "head-detail": {"image": 5, "hist_bins": 8},
+    "head-pruning": {"image": 5, "layer": 1, "head": 3},
 }
 
 

@@ -1,4 +1,4 @@
-"""Head importance: the fast schedule against the naive loop, gradients, partial pruning; backbones
+"""Head importance: the fast schedule against the naive loop, gradients; backbones
 task-free and through a probe."""
 
 import copy
@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 from tests.utils.models import micro, micro_backbone
-from vitscope.contracts.errors import UserError
 from vitscope.contracts.kinds import check_result
 from vitscope.contracts.kinds.head_importance import KIND, HeadImportanceParams
 from vitscope.vit.analysis import head_importance as hi
@@ -56,7 +55,7 @@ def batches_of(lm, src, batch_size):
 def vit_result():
     """One fp32 run on micro ViT (2 layers x 4 heads), two batches, chunks smaller than B x H."""
     lm = micro("vit")
-    params = HeadImportanceParams(batch_size=4, chunk_size=6, partial_images=(1, 5))
+    params = HeadImportanceParams(batch_size=4, chunk_size=6)
     return hi.run(lm, source(), params)
 
 
@@ -75,7 +74,7 @@ def test_exact_ablation_equals_one_full_forward_per_masked_head(family):
 
 def test_bfloat16_with_recheck_keeps_float32_accuracy_drops(vit_result):
     lm = micro("vit")
-    params = HeadImportanceParams(batch_size=4, dtype="bfloat16", partial_images=(1, 5))
+    params = HeadImportanceParams(batch_size=4, dtype="bfloat16")
     half = hi.run(lm, source(), params)
     np.testing.assert_array_equal(half.arrays["accuracy_drop"], vit_result.arrays["accuracy_drop"])
     np.testing.assert_allclose(half.arrays["prob_after"], vit_result.arrays["prob_after"], atol=0.02)
@@ -132,57 +131,12 @@ def test_taylor_arrays_are_image_means_normalised_per_layer(vit_result):
     assert set(vit_result.summary["spearman_detail"]) >= {"loss_change", "prob_drop"}
 
 
-def test_partial_pruning_none_is_clean_and_whole_head_is_full_ablation(vit_result):
-    arrays, summary = vit_result.arrays, vit_result.summary
-    layer, head, images = summary["partial_layer"], summary["partial_head"], summary["partial_images"]
-    target_prob = arrays["partial_target_prob"]
-    assert target_prob.shape == (len(hi.MODES), 2)
-    np.testing.assert_allclose(target_prob[hi.MODES.index("none")], arrays["prob_base"][images], atol=1e-6)
-    whole = target_prob[hi.MODES.index("whole_head")]
-    np.testing.assert_allclose(whole, arrays["prob_after"][images, layer, head], atol=1e-6)
-    assert np.abs(target_prob[hi.MODES.index("patch_to_patch")] - target_prob[0]).max() > 1e-6
-    top5 = arrays["partial_top5_prob"]
-    assert top5.shape == (len(hi.MODES), 2, 5) and (np.diff(top5, axis=-1) <= 0).all()
-
-
-def test_default_partial_head_is_the_one_with_the_largest_probability_drop(vit_result):
-    drop = vit_result.arrays["prob_drop"]
-    layer, head = np.unravel_index(drop.argmax(), drop.shape)
-    assert (vit_result.summary["partial_layer"], vit_result.summary["partial_head"]) == (layer, head)
-
-
-def test_partial_modes_zero_the_blocks_named():
-    layout = micro("deit-distilled").layout  # CLS, distillation token, 16 patches
-    masks = hi.partial_masks(layout, 4, head=2)
-    mode = dict(zip(hi.MODES, masks[:, 2], strict=True))
-    assert masks[:, [0, 1, 3]].eq(1).all() and mode["none"].eq(1).all() and mode["whole_head"].eq(0).all()
-    assert mode["cls_row"][0].eq(0).all() and mode["cls_row"][1:].eq(1).all()
-    assert mode["cls_column"][:, 0].eq(0).all() and mode["cls_column"][:, 1:].eq(1).all()
-    p2p = mode["patch_to_patch"]
-    assert p2p[2:, 2:].eq(0).all() and p2p[:2].eq(1).all() and p2p[:, :2].eq(1).all()
-    assert torch.equal(mode["cls_row_column"], mode["cls_row"] * mode["cls_column"])
-
-
 def test_summary_carries_accuracy_drop_as_layers_by_heads_list(vit_result):
     lm, summary = micro("vit"), vit_result.summary
     assert np.array(summary["accuracy_drop"]).shape == (lm.num_layers, lm.num_heads)
     np.testing.assert_allclose(summary["accuracy_drop"], vit_result.arrays["accuracy_drop"])
     assert summary["labelled"] == 5 and summary["images"] == len(LABELS)
     assert vit_result.arrays["labels"].tolist() == LABELS.tolist()
-
-
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"partial_layer": 2}, "partial_layer 2"),
-        ({"partial_layer": 0, "partial_head": 4}, "partial_head 4"),
-        ({"partial_head": 1}, "needs partial_layer"),
-        ({"partial_images": (3, 7)}, r"partial_images \[7\]"),
-    ],
-)
-def test_parameters_that_do_not_fit_the_model_or_data_are_refused(params, message):
-    with pytest.raises(UserError, match=message):
-        hi.run(micro("vit"), source(), HeadImportanceParams(**params))
 
 
 def test_synthscenes_labels_count_only_for_models_with_synthscenes_classes():
@@ -231,7 +185,7 @@ def by_hand(lm, pixels):
 def test_task_free_metrics_equal_embeddings_compared_by_hand(family):
     lm = micro_backbone(family)
     src = unlabelled()
-    got = hi.run(lm, src, HeadImportanceParams(batch_size=2, chunk_size=3, taylor=False, partial_images=()))
+    got = hi.run(lm, src, HeadImportanceParams(batch_size=2, chunk_size=3, taylor=False))
     drop, patch = by_hand(lm, batches_of(lm, src, 5)[0][0])
     np.testing.assert_allclose(got.arrays["cls_cosine_after"], 1 - drop.numpy(), atol=1e-6)
     np.testing.assert_allclose(got.arrays["cls_cosine_drop"], drop.mean(0).numpy(), atol=1e-6)
@@ -250,7 +204,7 @@ def test_zeroing_a_head_whose_values_are_zero_changes_nothing():
     with torch.no_grad():  # the head already outputs zero: gating it to zero is the identity
         attention.v_proj.weight[head * width : (head + 1) * width] = 0
         attention.v_proj.bias[head * width : (head + 1) * width] = 0
-    got = hi.run(lm, unlabelled(), HeadImportanceParams(batch_size=5, partial_images=()))
+    got = hi.run(lm, unlabelled(), HeadImportanceParams(batch_size=5))
     a = got.arrays
     for name in ("cls_cosine_drop", "patch_change", "layer_impact", "embedding_taylor_raw"):
         assert abs(a[name][layer, head]) < 1e-6, name
@@ -275,7 +229,7 @@ def test_task_free_taylor_is_the_second_order_change_of_the_cosine():
 
 
 def test_task_free_taylor_ranks_heads_like_the_exact_drop():
-    got = hi.run(micro_backbone("vit"), unlabelled(8), HeadImportanceParams(batch_size=8, partial_images=()))
+    got = hi.run(micro_backbone("vit"), unlabelled(8), HeadImportanceParams(batch_size=8))
     raw, drop = got.arrays["embedding_taylor_raw"], got.arrays["cls_cosine_drop"]
     assert got.summary["spearman"] == got.summary["spearman_detail"]["cls_cosine_drop_raw"] > 0.5
     np.testing.assert_allclose(raw, drop, rtol=0.5)  # an estimate of the drop itself, not just a ranking
@@ -289,21 +243,6 @@ def test_taylor_probes_of_an_image_do_not_depend_on_its_batch():
     assert not torch.equal(together[:, 1], hi.taylor_probes([4], 8, seed=2)[:, 0])
 
 
-def test_partial_pruning_of_a_backbone_reports_the_cls_cosine():
-    got = hi.run(
-        micro_backbone("vit"), unlabelled(), HeadImportanceParams(batch_size=5, partial_images=(0, 3))
-    )
-    cosine, summary = got.arrays["partial_cls_cosine"], got.summary
-    layer, head = summary["partial_layer"], summary["partial_head"]
-    assert cosine.shape == (len(hi.MODES), 2) and "partial_top5_idx" not in got.arrays
-    np.testing.assert_allclose(cosine[hi.MODES.index("none")], 1, atol=1e-6)
-    np.testing.assert_allclose(
-        cosine[hi.MODES.index("whole_head")], got.arrays["cls_cosine_after"][[0, 3], layer, head], atol=1e-6
-    )
-    drop = got.arrays["cls_cosine_drop"]  # default head: the one that turns the CLS embedding most
-    assert (layer, head) == np.unravel_index(drop.argmax(), drop.shape)
-
-
 def test_backbone_without_labels_leaves_out_the_class_metrics_and_says_why():
     got = hi.run(micro_backbone("vit"), unlabelled(), HeadImportanceParams(batch_size=5))
     summary = got.summary
@@ -311,7 +250,7 @@ def test_backbone_without_labels_leaves_out_the_class_metrics_and_says_why():
     assert summary["metrics"] == ["layer_impact", "cls_cosine_drop", "patch_change", "embedding_taylor"]
     assert set(summary["left_out"]) == {"accuracy_drop", "prob_drop", "loss_change", "taylor"}
     assert "no labels for a probe" in summary["left_out"]["accuracy_drop"]
-    assert not {"prob_after", "labels", "taylor_raw", "partial_target_prob"} & set(got.arrays)
+    assert not {"prob_after", "labels", "taylor_raw"} & set(got.arrays)
     assert summary["accuracy"] is None and summary["accuracy_drop"] is None and summary["label_names"] == []
 
 
@@ -325,7 +264,7 @@ def test_too_few_labelled_images_fit_no_probe():
 @pytest.fixture(scope="module")
 def probed_result():
     """A micro ViT backbone on 16 labelled SynthScenes images: a probe gives the class metrics."""
-    params = HeadImportanceParams(batch_size=8, chunk_size=12, partial_images=(1, 5))
+    params = HeadImportanceParams(batch_size=8, chunk_size=12)
     return hi.run(micro_backbone("vit"), SynthSource(16), params)
 
 
@@ -336,9 +275,7 @@ def test_backbone_with_labelled_synthscenes_is_scored_through_a_probe(probed_res
     assert probe["classes"] == list(CATEGORIES) == summary["label_names"]
     assert probe["train_images"] + probe["test_images"] == 16 == summary["labelled"]
     assert 0 <= probe["held_out_accuracy"] <= 1 and probe["train_accuracy"] == 1.0
-    assert {"accuracy_drop", "taylor", "cls_cosine_drop", "partial_top5_idx", "partial_cls_cosine"} <= set(
-        arrays
-    )
+    assert {"accuracy_drop", "taylor", "cls_cosine_drop"} <= set(arrays)
     assert summary["spearman"] == summary["spearman_detail"]["loss_change"]
     check_result(KIND, arrays, summary)
 
@@ -357,7 +294,7 @@ def test_probe_class_metrics_equal_the_naive_loop_on_the_probed_model(probed_res
 
 
 def test_bfloat16_probe_keeps_float32_accuracy_drops_and_close_task_free_metrics(probed_result):
-    params = HeadImportanceParams(batch_size=8, chunk_size=12, partial_images=(1, 5), dtype="bfloat16")
+    params = HeadImportanceParams(batch_size=8, chunk_size=12, dtype="bfloat16")
     half = hi.run(micro_backbone("vit"), SynthSource(16), params)
     np.testing.assert_array_equal(half.arrays["accuracy_drop"], probed_result.arrays["accuracy_drop"])
     for name in ("cls_cosine_drop", "patch_change"):
@@ -368,7 +305,7 @@ def test_bfloat16_probe_keeps_float32_accuracy_drops_and_close_task_free_metrics
 @pytest.mark.parametrize("dataset", ["unlabelled", "synthscenes"])
 def test_identical_backbone_runs_give_identical_results(dataset):
     src = unlabelled(6) if dataset == "unlabelled" else SynthSource(12, seed=3)
-    params = HeadImportanceParams(batch_size=4, chunk_size=5, partial_images=(2,))
+    params = HeadImportanceParams(batch_size=4, chunk_size=5)
     first, second = (hi.run(micro_backbone("vit"), src, params) for _ in range(2))
     assert first.arrays.keys() == second.arrays.keys() and first.summary == second.summary
     for name, value in first.arrays.items():
@@ -381,7 +318,7 @@ def test_classifier_summary_says_the_task_free_metrics_are_for_backbones(vit_res
     assert summary["objective"] == "classifier" and summary["probe"] is None
     assert set(summary["left_out"]) == {"cls_cosine_drop", "patch_change", "embedding_taylor"}
     assert "classifier" in summary["left_out"]["patch_change"]
-    assert not {"cls_cosine_after", "partial_cls_cosine"} & set(vit_result.arrays)
+    assert "cls_cosine_after" not in vit_result.arrays
     check_result(KIND, vit_result.arrays, summary)
 
 
@@ -392,10 +329,10 @@ def test_dinov2_small_backbone_gets_task_free_metrics_only():
     rendered = next(SynthSource(4, seed=5).batches(4, (224, 224))).images
     blobs = [png(image) for image in rendered]
     src = EncodedSource([lambda b=b: b for b in blobs], None, [f"{i}.png" for i in range(4)])
-    got = hi.run(lm, src, HeadImportanceParams(batch_size=4, chunk_size=96, partial_images=(0,)))
+    got = hi.run(lm, src, HeadImportanceParams(batch_size=4, chunk_size=96))
     arrays, summary = got.arrays, got.summary
     assert arrays["cls_cosine_drop"].shape == arrays["patch_change"].shape == (12, 6)
-    assert arrays["cls_cosine_after"].shape == (4, 12, 6) and arrays["partial_cls_cosine"].shape == (6, 1)
+    assert arrays["cls_cosine_after"].shape == (4, 12, 6)
     assert not {"accuracy_drop", "prob_drop", "loss_change", "taylor", "prob_after", "labels"} & set(arrays)
     assert summary["objective"] == "task-free"
     assert set(summary["left_out"]) == {"accuracy_drop", "prob_drop", "loss_change", "taylor"}
@@ -410,7 +347,7 @@ def png(image):
 
 
 def test_a_probe_on_a_zip_of_three_classes_keeps_the_schema():
-    """An ImageFolder zip of 3 classes on a backbone: probe metrics, top-k of only 3 classes."""
+    """An ImageFolder zip of 3 classes on a backbone: probe metrics of only 3 classes."""
     import zipfile
 
     from vitscope.contracts.jobs import normalize_job
@@ -436,4 +373,4 @@ def test_a_probe_on_a_zip_of_three_classes_keeps_the_schema():
         "light",
         "mid",
     ]
-    assert result.arrays["partial_top5_idx"].shape[-1] == 3 and "accuracy_drop" in result.arrays
+    assert result.arrays["prob_after"].shape == (12, 2, 4) and "accuracy_drop" in result.arrays
