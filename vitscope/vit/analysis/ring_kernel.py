@@ -5,6 +5,8 @@ Imported only when the kernel runs, so that nothing else needs Triton installed.
 
 # mypy: ignore-errors
 
+import os
+
 import triton
 import triton.language as tl
 
@@ -14,6 +16,16 @@ CONFIGS = [
     triton.Config({"BLOCK_K": bk}, num_warps=w) for bk, w in ([32, 4], [32, 8], [64, 8], [16, 4], [64, 4])
 ]
 """Key block and warps, autotuned per (tokens, head dim, slots); one config under the interpreter."""
+
+FIXED = [triton.Config({"BLOCK_K": 16}, num_warps=4)]
+"""With `VITSCOPE_FIXED_AUTOTUNE=1` (the tests: every config of every shape costs a compile and a
+timing) the one config; the smallest key block, whose shared memory fits every shape and dtype."""
+
+
+def _configs() -> list:
+    if interpreted():
+        return CONFIGS[:1]
+    return FIXED if os.environ.get("VITSCOPE_FIXED_AUTOTUNE") == "1" else CONFIGS
 
 
 @triton.jit
@@ -37,7 +49,7 @@ def binned(p, onehot, IEEE: tl.constexpr):
     return out
 
 
-@triton.autotune(configs=CONFIGS[:1] if interpreted() else CONFIGS, key=["tokens", "dim", "SLOTS"])
+@triton.autotune(configs=_configs(), key=["tokens", "dim", "SLOTS"])
 @triton.jit
 def ring_kernel(
     q_ptr,

@@ -25,8 +25,11 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -474,21 +477,75 @@ class SynthScenes:
         mask[y0:y1, x0:x1] = r.alpha > 0
         return mask
 
-    def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def batches(
+        self, batch_size: int, workers: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Streams the set in order: (images uint8 (B, H, W, 3), labels int64 (B,), boxes float32 (B, 4)).
 
-        The last batch may be smaller; boxes are x0, y0, x1, y1 with x1, y1 exclusive.
+        The last batch may be smaller; boxes are x0, y0, x1, y1 with x1, y1 exclusive. With
+        `workers` > 1 (default: `render_workers(n)`) the next batches are rendered by a pool while
+        the caller works on this one; the bytes are the same (every image is its own stream).
         """
         if batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {batch_size}")
-        for start in range(0, self.n, batch_size):
-            count = min(batch_size, self.n - start)
-            images = np.empty((count, *self.image_size, 3), np.uint8)
-            labels, boxes = np.empty(count, np.int64), np.empty((count, 4), np.float32)
-            for j in range(count):
-                r = _render_labelled(self.seed, start + j, self.image_size)
-                images[j], labels[j], boxes[j] = r.image, r.label, r.box
-            yield images, labels, boxes
+        spans = [(start, min(batch_size, self.n - start)) for start in range(0, self.n, batch_size)]
+        workers = render_workers(self.n) if workers is None else workers
+        if workers <= 1:
+            for start, count in spans:
+                yield render_range(self.seed, start, count, self.image_size)
+            return
+        with _render_pool(workers) as pool:
+            pending: deque[list[Future]] = deque()
+            for start, count in spans:
+                pieces = _split(start, count, workers)
+                pending.append(
+                    [pool.submit(render_range, self.seed, s, c, self.image_size) for s, c in pieces]
+                )
+                if len(pending) > _PREFETCH:
+                    yield _joined(pending.popleft())
+            while pending:
+                yield _joined(pending.popleft())
+
+
+_PREFETCH = 2
+"""Batches rendered ahead of the one the caller works on."""
+
+
+def render_workers(n: int) -> int:
+    """Pool size for rendering n images: 1 (in the caller) for small sets or few cores."""
+    cores = os.cpu_count() or 1
+    return 1 if n < 128 or cores < 4 else min(4, cores - 2)
+
+
+def render_range(
+    seed: int, start: int, count: int, hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images start..start+count-1 of the labelled set: (images (B, H, W, 3), labels (B,), boxes (B, 4))."""
+    images = np.empty((count, *hw, 3), np.uint8)
+    labels, boxes = np.empty(count, np.int64), np.empty((count, 4), np.float32)
+    for j in range(count):
+        r = _render_labelled(seed, start + j, hw)
+        images[j], labels[j], boxes[j] = r.image, r.label, r.box
+    return images, labels, boxes
+
+
+def _render_pool(workers: int) -> Executor:
+    """Threads: no process start-up or imports to pay, none of a daemon's limits (a Celery prefork
+    child may not have children), and the analysis thread gives up the GIL while it waits on the
+    GPU, so rendering overlaps the computing."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="synthscenes")
+
+
+def _split(start: int, count: int, parts: int) -> list[tuple[int, int]]:
+    """(start, count) of up to `parts` contiguous pieces of one batch."""
+    step = -(-count // parts)
+    return [(s, min(step, start + count - s)) for s in range(start, start + count, step)]
+
+
+def _joined(futures: list[Future]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One batch from its rendered pieces, in order."""
+    parts = [f.result() for f in futures]
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
 
 
 def throughput(n: int = 2000, image_size: int | tuple[int, int] = 96) -> float:

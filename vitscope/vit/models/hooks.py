@@ -10,7 +10,8 @@ keeps its fused fast path. Inside the block, per layer:
   or, with a score sink, hand over the query and key instead and keep the fused SDPA path
   (for reductions that recompute the scores themselves, `vitscope.vit.analysis.fused_rings`);
 - `head_gates` multiply each head's output, with a separate gate per sample, so many
-  ablations run as one batch (gates can require grad: the Taylor importance);
+  ablations run as one batch (gates can require grad: the Taylor importance); given per
+  layer, only those layers pay for the multiply;
 - `attn_scale` multiplies the probabilities of a layer elementwise (partial pruning:
   zero the CLS row, the CLS column or the patch-to-patch block of chosen heads);
 - the residual stream entering each block, and block outputs, can be recorded;
@@ -171,7 +172,7 @@ def intervene(
     capture: bool | Iterable[int] = False,
     sink: AttentionSink | None = None,
     score_sink: ScoreSink | None = None,
-    head_gates: torch.Tensor | None = None,
+    head_gates: torch.Tensor | Mapping[int, torch.Tensor] | None = None,
     attn_scale: Mapping[int, torch.Tensor] | None = None,
     record_residuals: bool | Iterable[int] = False,
     record_outputs: Iterable[int] = (),
@@ -183,7 +184,8 @@ def intervene(
     captured (layer, probs); without one, probabilities are stored in the recording.
     `score_sink`: receives each captured (layer, query, key, scaling) instead, and the captured
     layers keep the fused SDPA path (no probabilities are materialised); excludes `sink`.
-    `head_gates`: (B or 1, layers, heads) multipliers of each head's output (0 = pruned).
+    `head_gates`: (B or 1, layers, heads) multipliers of each head's output (0 = pruned), or
+    layer -> (B or 1, heads) for the gated layers only (the others run ungated).
     `attn_scale`: layer -> (B or 1, heads or 1, T, T) multiplier of that layer's probabilities.
     `start`: (layer, hidden (B, T, D)) resumes the pass at that layer from a cached stream.
     Yields the `Recording` that fills as forward passes run.
@@ -202,7 +204,7 @@ def intervene(
                 capture=layer in capture_set and score_sink is None,
                 sink=store,
                 score_sink=score_sink if layer in capture_set else None,
-                gate=None if head_gates is None else head_gates[:, layer],
+                gate=_gate(head_gates, layer),
                 scale=None if attn_scale is None else attn_scale.get(layer),
             )
             setattr(module, HOOK_ATTR, hook)
@@ -214,6 +216,15 @@ def intervene(
     finally:
         for remove in reversed(removers):
             remove()
+
+
+def _gate(head_gates: torch.Tensor | Mapping[int, torch.Tensor] | None, layer: int) -> torch.Tensor | None:
+    """The (B or 1, heads) gates of `layer`, or None when it runs ungated."""
+    if head_gates is None:
+        return None
+    if isinstance(head_gates, torch.Tensor):
+        return head_gates[:, layer]
+    return head_gates.get(layer)
 
 
 def _layer_set(which: bool | Iterable[int], n_layers: int) -> set[int]:

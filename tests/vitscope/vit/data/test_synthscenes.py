@@ -14,6 +14,7 @@ from vitscope.vit.data.synthscenes import (
     SynthSearch,
     crop,
     object_similarity,
+    render_workers,
     search_scene,
 )
 
@@ -135,6 +136,8 @@ def test_free_scene_objects_do_not_overlap() -> None:
 
 def test_free_scene_with_too_many_objects_is_a_user_error() -> None:
     with pytest.raises(UserError, match="do not fit"):
+        search_scene(0, 0, "free:150", image_size=(64, 64))
+    with pytest.raises(UserError, match="at most 200 per scene"):
         search_scene(0, 0, "free:400", image_size=(64, 64))
 
 
@@ -187,3 +190,18 @@ def test_crop_resizes_a_box_to_the_requested_size() -> None:
     image[10:20, 10:30] = 200
     out = crop(image, (10, 10, 30, 20), size=(8, 16))
     assert out.shape == (8, 16, 3) and out.dtype == np.uint8 and (out == 200).all()
+
+
+def test_batches_rendered_by_a_pool_have_the_bytes_of_the_serial_ones():
+    scenes = SynthScenes(11, seed=3, image_size=48)
+    serial = list(scenes.batches(4, workers=1))
+    pooled = list(scenes.batches(4, workers=2))
+    assert [len(b[0]) for b in pooled] == [4, 4, 3]
+    for a, b in zip(serial, pooled, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_a_pool_renders_only_sets_worth_its_start_up():
+    assert render_workers(16) == 1
+    assert render_workers(10_000) >= 1

@@ -149,6 +149,23 @@ def test_per_sample_head_mask_equals_separate_runs_with_one_mask_each():
     assert len({round(float(v), 5) for v in batched[:, 0]}) == 4
 
 
+def test_gates_given_per_layer_equal_the_full_gate_tensor_and_leave_other_layers_ungated():
+    lm = micro("vit")
+    x = pixels(lm, 3)
+    gates = torch.ones(3, lm.num_layers, lm.num_heads)
+    gates[0, 1, 0] = 0
+    gates[2, 1, 1] = 0.5
+    with torch.no_grad():
+        with intervene(lm.parts, head_gates=gates):
+            full = lm.forward(x)
+        with intervene(lm.parts, head_gates={1: gates[:, 1]}):
+            per_layer = lm.forward(x)
+        plain = lm.forward(x)
+    torch.testing.assert_close(per_layer, full, atol=1e-6, rtol=0)
+    torch.testing.assert_close(per_layer[1], plain[1], atol=1e-6, rtol=0)  # its gates are all ones
+    assert (per_layer[0] - plain[0]).abs().max() > 1e-4
+
+
 def _partial_pruning_attention(layer_module, head, rows, cols):
     """Eager attention written out again, zeroing probs[head, rows, cols] on one layer."""
 

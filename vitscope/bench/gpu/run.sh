@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Every vitscope benchmark on one GPU machine, as JSON lines in $OUT/benches.jsonl.
+#
+#   bash vitscope/bench/gpu/run.sh [all|profile]      (from the repository root; OUT defaults to ./out)
+#
+# Installs, offline and without dependency resolution, exactly the wheels listed in
+# vitscope/bench/gpu/requirements-gpu.txt from .whl/ (see that file for how to fetch them), records
+# the machine and library versions, then runs each step under a time limit; a failing step is logged
+# and the others still run. `profile` runs the GPU profile (vitscope/bench/gpu/hotspots.py) first.
+# Outputs: benches.jsonl, env.txt, tests.txt, profile.txt and logs.tgz (each step's stderr).
+set -u
+MODE=${1:-all}
+OUT=${OUT:-$PWD/out}
+mkdir -p "$OUT" /tmp/vitscope-logs
+LOGS=/tmp/vitscope-logs
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  --find-links .whl -r vitscope/bench/gpu/requirements-gpu.txt || exit 1
+export PYTHONPATH=$PWD:/tmp/site PATH=/tmp/site/bin:$PATH
+V="python3 -m vitscope.cli"
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  python3 -c "import sys, torch, transformers, triton; print(sys.version.split()[0], torch.__version__, transformers.__version__, triton.__version__)"
+  nproc
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+# step NAME LIMIT_S COMMAND...: the command's JSON lines go to benches.jsonl, its stderr to logs/NAME.err
+step() {
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name"
+  timeout "$limit" "$@" 2> "$LOGS/$name.err" | grep '^{' | tee -a "$OUT/benches.jsonl"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || { echo "$name failed ($rc)"; tail -4 "$LOGS/$name.err"; }
+}
+
+# wall NAME LIMIT_S COMMAND...: process start to JSON out, as a user runs it
+wall() {
+  local name=$1 limit=$2 start end
+  shift 2
+  echo "== $name"
+  start=$(date +%s.%N)
+  timeout "$limit" "$@" > "$LOGS/$name.json" 2> "$LOGS/$name.err"
+  local rc=$?
+  end=$(date +%s.%N)
+  python3 -c "import json,sys; print(json.dumps({'bench': 'wall', 'what': sys.argv[1], 'rc': int(sys.argv[2]), 'wall_s': float(sys.argv[4]) - float(sys.argv[3])}))" \
+    "$name" "$rc" "$start" "$end" | tee -a "$OUT/benches.jsonl"
+  [ "$rc" = 0 ] || tail -4 "$LOGS/$name.err"
+}
+
+if [ "$MODE" = profile ]; then
+  timeout 300 python3 vitscope/bench/gpu/hotspots.py > "$OUT/profile.txt" 2> "$LOGS/profile.err"
+  grep '^{' "$OUT/profile.txt"; tail -3 "$LOGS/profile.err"
+fi
+
+# where a `vitscope run` spends its time before the analysis: imports, model load, CUDA start
+step startup 120 python3 -c "
+import json, time
+t0 = time.perf_counter()
+import torch, transformers
+t1 = time.perf_counter()
+from vitscope.vit.models import load_model
+from vitscope.vit.analysis.precision import model_in
+t2 = time.perf_counter()
+lm = load_model('random:vit-base', 'cuda'); torch.cuda.synchronize()
+t3 = time.perf_counter()
+fast = model_in(lm, 'bfloat16'); torch.cuda.synchronize()
+t4 = time.perf_counter()
+print(json.dumps({'bench': 'startup', 'import_torch_transformers_s': t1 - t0, 'import_vitscope_s': t2 - t1,
+                  'load_random_vit_base_cuda_s': t3 - t2, 'bf16_copy_s': t4 - t3}))"
+
+HI="bench head-importance --model random:vit-base --images 256 --device cuda --dtype bfloat16"
+[ "$MODE" = profile ] && HI="$HI --skip-fp32-naive"
+step head_importance 240 $V $HI
+step eigencam_256 120 $V bench eigencam --model random:vit-base --images 256 --device cuda --dtype bfloat16 --batch-size 256
+[ "$MODE" = all ] && step eigencam_64 120 $V bench eigencam --model random:vit-base --images 256 --device cuda --dtype bfloat16 --batch-size 64
+wall run_head_importance_1000 120 $V run head-importance --model random:vit-base --dataset synthscenes:1000 \
+  --param dtype='"bfloat16"' --out /tmp/run-hi --json
+wall run_eigencam_1000 120 $V run eigencam --model random:vit-base --dataset synthscenes:1000 --out /tmp/run-cam --json
+[ "$MODE" = all ] && wall run_eigencam_1000_batch256 120 $V run eigencam --model random:vit-base --dataset synthscenes:1000 \
+  --param batch_size=256 --out /tmp/run-cam256 --json
+step job 300 $V bench job --kind head-importance --model random:vit-base --dataset synthscenes:1000 \
+  --param dtype='"bfloat16"' --device cuda
+start=$(date +%s)
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/vitscope/vit/analysis/test_fused_rings.py \
+  tests/vitscope/vit/analysis/test_attention_profile.py > "$OUT/tests.txt" 2>&1
+echo "CUDA tests: $(tail -1 "$OUT/tests.txt") in $(($(date +%s) - start)) s" | tee -a "$OUT/tests.txt"
+if [ "$MODE" = all ]; then
+  for dt in float32 bfloat16; do
+    step capture_$dt 60 python3 -c "
+import argparse
+from vitscope.bench.capture import run
+run(argparse.Namespace(model='random:vit-base', batch=64, device='cuda', dtype='$dt', repeats=20))"
+  done
+  step attention_profile 120 $V bench attention-profile --model random:vit-base --images 1024 --batch-size 256 \
+    --device cuda --dtype bfloat16
+  step attention_patterns 120 $V bench attention-patterns --model random:vit-base --images 1000 --device cuda
+fi
+tar -czf "$OUT/logs.tgz" -C "$LOGS" .
