@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from frontend.figures.common import MUTED, base_layout, image_source, layer_colors, ring_trace
+from frontend.figures.common import HIGHLIGHT, MUTED, base_layout, image_source, layer_colors, ring_trace
 
 Box = tuple[float, float, float, float]
 DIM = "rgba(255,255,255,0.55)"  # what lies outside the crop box shows, but quietly: the model never saw it
@@ -108,3 +109,127 @@ def rank_corr_line(
     fig.update_xaxes(title="layer", dtick=1)
     fig.update_yaxes(title="Spearman ρ", range=[-1.05, 1.05])
     return base_layout(fig, "Randomized-weights check (near 0 = the map depends on the weights)", height=260)
+
+
+# -- the Trust panel ------------------------------------------------------------------------------
+
+REFERENCE_COLORS = {"rollout": "#3b75af", "gradcam": "#ef8636", "random": "#888888", "centre": "#56a04a"}
+"""Colours of the maps Eigen-CAM is judged against (the Eigen-CAM lines are `HIGHLIGHT`)."""
+
+
+def method_label(name: str) -> str:
+    """A method's name for people: `eigencam/3` -> `Eigen-CAM L3`, `gradcam` -> `Grad-CAM`."""
+    if name.startswith("eigencam/"):
+        return f"Eigen-CAM L{name.split('/', 1)[1]}"
+    return {
+        "rollout": "Rollout",
+        "gradcam": "Grad-CAM",
+        "random": "Random map",
+        "centre": "Centre prior",
+    }.get(name, name)
+
+
+def faithfulness_by_layer(
+    layer_numbers: Sequence[int],
+    deletion: Sequence[float | None],
+    insertion: Sequence[float | None],
+    references: dict[str, tuple[float | None, float | None]],
+    selected: int | None,
+    images: int,
+) -> go.Figure:
+    """Deletion (left, lower is better) and insertion AUC (right, higher is better) of Eigen-CAM per
+    layer, (L,) each, beside flat lines for the `references` ({name: (deletion, insertion)}: rollout,
+    Grad-CAM, the random map, the centre prior); `selected` indexes the layers."""
+    layers = list(layer_numbers)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("deletion AUC ↓", "insertion AUC ↑"))
+    for col, values in ((1, deletion), (2, insertion)):
+        y = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+        fig.add_trace(_auc_line(layers, y, "Eigen-CAM", HIGHLIGHT, col == 1), row=1, col=col)
+        for name, pair in references.items():
+            value = pair[col - 1]
+            flat = np.full(len(layers), np.nan if value is None else value)
+            line = _auc_line(layers, flat, method_label(name), REFERENCE_COLORS.get(name, MUTED), col == 1)
+            line.update(mode="lines", line={"dash": "dash", "color": REFERENCE_COLORS.get(name, MUTED)})
+            fig.add_trace(line, row=1, col=col)
+        if selected is not None and 0 <= selected < len(layers) and np.isfinite(y[selected]):
+            ring = ring_trace(layers[selected], float(y[selected]), size=15).update(showlegend=False)
+            fig.add_trace(ring, row=1, col=col)
+    fig.update_xaxes(title="layer", dtick=1)
+    return _with_legend(
+        base_layout(fig, f"Faithfulness by layer · mean of {images} image{'s' * (images != 1)}")
+    )
+
+
+def _with_legend(fig: go.Figure) -> go.Figure:
+    """Two panels side by side with their legend below (which line is which method) and room for
+    the panels' titles under the figure's."""
+    fig.update_annotations(font={"size": 11})
+    return fig.update_layout(
+        showlegend=True,
+        legend={"orientation": "h", "y": -0.32, "font": {"size": 10}},
+        margin={"t": 64, "b": 96},
+        height=380,
+    )
+
+
+def _auc_line(layers: list[int], y: np.ndarray, name: str, color: str, legend: bool) -> go.Scatter:
+    return go.Scatter(
+        x=layers,
+        y=y,
+        mode="lines+markers",
+        name=name,
+        legendgroup=name,
+        showlegend=legend,
+        line={"color": color},
+        hovertemplate=f"{name} · layer %{{x}}<br>AUC %{{y:.3f}}<extra></extra>",
+    )
+
+
+def faithfulness_curves(
+    fractions: np.ndarray, curves: dict[str, tuple[np.ndarray, np.ndarray]], score: str
+) -> go.Figure:
+    """Deletion (left) and insertion (right) curves of one image: {method: (deletion, insertion)}, each
+    (S,) at `fractions` (S,) of the patches; `score` names what is plotted."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("deletion", "insertion"), shared_yaxes=True)
+    for i, (name, pair) in enumerate(curves.items()):
+        color = HIGHLIGHT if name.startswith("eigencam/") else REFERENCE_COLORS.get(name, MUTED)
+        for col, curve in ((1, pair[0]), (2, pair[1])):
+            fig.add_trace(
+                go.Scatter(
+                    x=np.asarray(fractions, dtype=float),
+                    y=np.asarray(curve, dtype=float),
+                    mode="lines",
+                    name=method_label(name),
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    line={"color": color, "dash": "solid" if i == 0 else "dot"},
+                    hovertemplate=f"{method_label(name)}<br>%{{x:.0%}} of patches<br>{score}: %{{y:.3f}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title="share of patches", tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title=score, row=1, col=1)
+    return _with_legend(base_layout(fig, "Deletion and insertion · this image"))
+
+
+def randomization_curve(
+    rank_corr: np.ndarray, threshold: float, passed: bool | None, layer: int
+) -> go.Figure:
+    """The cascade: |Spearman| of layer `layer`'s map against the trained one, (S,) after randomizing
+    0..S-1 blocks from the top; the pass threshold as a line, the verdict in the title."""
+    steps = np.arange(len(rank_corr))
+    fig = go.Figure(
+        go.Scatter(
+            x=steps,
+            y=np.asarray(rank_corr, dtype=float),
+            mode="lines+markers",
+            line={"color": HIGHLIGHT},
+            hovertemplate="%{x} blocks randomized<br>|Spearman ρ|: %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.add_hline(y=threshold, line={"color": "#888", "width": 1, "dash": "dash"})
+    verdict = {True: "passes", False: "fails", None: "no reading"}[passed]
+    fig.update_xaxes(title="blocks randomized (top down)", dtick=1)
+    fig.update_yaxes(title="|Spearman ρ| to trained", range=[0, 1.05])
+    return base_layout(fig, f"Cascading randomization · layer {layer} {verdict} (< {threshold:g})", 380)

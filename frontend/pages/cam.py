@@ -32,7 +32,11 @@ GRAPHS: Graphs = (
     (ids.CAM_TOP5, 4),
     (ids.CAM_RANDOM, 4),
     (ids.CAM_RANK, 4),
+    (ids.CAM_TRUST_AUC, 5),
+    (ids.CAM_TRUST_CURVES, 4),
+    (ids.CAM_TRUST_CASCADE, 3),
 )
+TRUST_GRAPHS = (ids.CAM_TRUST_AUC, ids.CAM_TRUST_CURVES, ids.CAM_TRUST_CASCADE)
 
 
 CLASS_RESULTS = ("top5_idx", "top5_prob", "gradcam", "rank_corr_gradcam")
@@ -43,14 +47,16 @@ CLASS_PANELS = ((ids.CAM_TOP5, "top-5 predictions"), (ids.CAM_GRADCAM, "Grad-CAM
 
 @dataclass
 class Built(Views):
-    """The page's figures, its image menu, the analysed layers, and whether the job's pictures are
-    uploaded originals the maps can be placed on (then the picture choice is offered)."""
+    """The page's figures, its image menu, the analysed layers, whether the job's pictures are
+    uploaded originals the maps can be placed on (then the picture choice is offered), and the
+    Trust panel's heading, verdict and table."""
 
     image_options: list[dict[str, Any]] = field(default_factory=list)
     layer_numbers: list[int] = field(default_factory=list)
     layer: int | None = None
     image: int = 0
     originals: bool = False
+    trust: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ def body(state: CamState, built: Built) -> list[Any]:
         html.Div(id=ids.CAM_UPLOAD_NOTICE, className="notices"),
         html.Div(_view_controls(state, built), className="controls-row"),
         PAGE.grid(built),
+        html.Div(built.trust, id=ids.CAM_TRUST, className="trust"),
     ]
 
 
@@ -223,6 +230,7 @@ def start(
     Output(ids.CAM_LAYER, "value"),
     Output(ids.CAM_IMAGE, "value"),
     Output(ids.CAM_PICTURE_FIELD, "style"),
+    Output(ids.CAM_TRUST, "children"),
 )
 def render(state: CamState, built: Built) -> tuple[Any, ...]:
     """The image menu, the layer slider for the analysed layers, and the picture choice (offered
@@ -237,6 +245,7 @@ def render(state: CamState, built: Built) -> tuple[Any, ...]:
         layer,
         built.image,
         _shown(built.originals),
+        built.trust,
     )
 
 
@@ -267,6 +276,7 @@ def _draw(results: Results, state: CamState, built: Built) -> None:
     _draw_baselines(results, objective, backdrop, image, state, built)
     _draw_top5(results, summary, objective, image, built)
     _draw_checks(results, backdrop, image, (index, layer), state, built)
+    _draw_trust(results, summary, image, (index, layer), built)
     _note_missing(objective, built)
 
 
@@ -366,6 +376,121 @@ def _draw_checks(
     rank = results.optional("rank_corr")
     if rank is not None:
         built.figures[ids.CAM_RANK] = F.rank_corr_line(rank[image], index, built.layer_numbers)
+
+
+def _draw_trust(
+    results: Results, summary: dict[str, Any], image: int, layer: tuple[int, int], built: Built
+) -> None:
+    """The Trust panel: faithfulness by layer beside the baselines (dataset means), this image's
+    curves, the cascading randomization of this layer, and the per-method table."""
+    methods = summary.get("faithfulness_methods")
+    if not methods:
+        built.hidden.update(TRUST_GRAPHS)
+        built.trust = [
+            html.H2("Trust"),
+            html.P("This job has no faithfulness scores (faithfulness was off)."),
+        ]
+        return
+    index, number = layer
+    deletion, insertion = summary["deletion_auc_by_method"], summary["insertion_auc_by_method"]
+    eigen = [i for i, name in enumerate(methods) if name.startswith("eigencam/")]
+    refs = {name: (deletion[i], insertion[i]) for i, name in enumerate(methods) if i not in eigen}
+    built.figures[ids.CAM_TRUST_AUC] = F.faithfulness_by_layer(
+        built.layer_numbers,
+        [deletion[i] for i in eigen],
+        [insertion[i] for i in eigen],
+        refs,
+        index,
+        int(summary.get("images") or 0),
+    )
+    shown = [eigen[index], *(methods.index(n) for n in refs)]
+    dele, ins = results.array_at("deletion_curve", image), results.array_at("insertion_curve", image)
+    curves = {methods[i]: (dele[i], ins[i]) for i in shown}
+    fractions = np.asarray(summary.get("curve_fractions") or np.linspace(0, 1, dele.shape[-1]))
+    score = str(summary.get("faithfulness_score") or "score")
+    built.figures[ids.CAM_TRUST_CURVES] = F.faithfulness_curves(fractions, curves, score)
+    _draw_cascade(results, summary, layer, built)
+    built.trust = [html.H2("Trust"), _most_faithful(summary), _trust_table(summary, f"eigencam/{number}")]
+
+
+def _draw_cascade(results: Results, summary: dict[str, Any], layer: tuple[int, int], built: Built) -> None:
+    """The cascading randomization curve of the selected layer (mean over the cascade's images)."""
+    index, number = layer
+    cascade = results.optional("cascade_rank_corr")
+    if cascade is None:
+        built.figures[ids.CAM_TRUST_CASCADE] = F.empty_figure("No randomized-weights check in this job.")
+        return
+    with np.errstate(invalid="ignore"):
+        curve = np.nanmean(np.abs(np.asarray(cascade, dtype=float)[:, :, index]), 0)
+    reading = (summary.get("sanity") or {}).get(f"eigencam/{number}") or {}
+    threshold = float(summary.get("sanity_threshold") or 0.5)
+    built.figures[ids.CAM_TRUST_CASCADE] = F.randomization_curve(
+        curve, threshold, reading.get("passed"), number
+    )
+
+
+def _most_faithful(summary: dict[str, Any]) -> html.P:
+    """Which method is most faithful over the job's images (insertion minus deletion AUC)."""
+    best = summary.get("most_faithful") or {}
+    if not best:
+        return html.P("No method has a faithfulness score.", id=ids.CAM_TRUST_BEST)
+    images = int(summary.get("images") or 0)
+    return html.P(
+        [
+            f"Most faithful over {images} image{'s' * (images != 1)}: ",
+            html.Strong(F.method_label(str(best["method"]))),
+            f" (insertion − deletion AUC {_number(best.get('insertion_minus_deletion'))}; "
+            f"score: {summary.get('faithfulness_score')}).",
+        ],
+        id=ids.CAM_TRUST_BEST,
+    )
+
+
+TRUST_COLUMNS = (
+    ("deletion_auc_by_method", "deletion AUC ↓"),
+    ("insertion_auc_by_method", "insertion AUC ↑"),
+    ("mass_in_box_by_method", "mass in box"),
+    ("pointing_by_method", "pointing hit"),
+)
+"""The summary's per-method means the Trust table shows, with their column titles."""
+
+
+def _trust_table(summary: dict[str, Any], selected: str) -> html.Table:
+    """One row per method (the selected layer's marked): the means of TRUST_COLUMNS, then the
+    randomized-weights check's |rank corr| and verdict; cells a job lacks show `–`."""
+    methods = list(summary["faithfulness_methods"])
+    columns = [(key, title) for key, title in TRUST_COLUMNS if summary.get(key) is not None]
+    sanity = summary.get("sanity") or {}
+    box = summary.get("box_share")
+    head = ["method", *(title for _, title in columns), "random-weights |ρ|", "check"]
+    rows = []
+    for i, name in enumerate(methods):
+        reading = sanity.get(name) or {}
+        passed = reading.get("passed")
+        verdict = "–" if passed is None else ("pass" if passed else "fail")
+        cells = [F.method_label(name), *(_number(summary[key][i]) for key, _ in columns)]
+        cells += [_number(reading.get("rank_corr")), verdict]
+        mark = "selected" if name == selected else None
+        rows.append(html.Tr([html.Td(c) for c in cells], className=mark, **{"data-method": name}))
+    caption = (
+        f"Means over the job's images; the box covers {_number(box)} of the image on average."
+        if box
+        else None
+    )
+    return html.Table(
+        [
+            *([html.Caption(caption)] if caption else []),
+            html.Thead(html.Tr([html.Th(h) for h in head])),
+            html.Tbody(rows),
+        ],
+        id=ids.CAM_TRUST_TABLE,
+        className="facts trust-table",
+    )
+
+
+def _number(value: Any) -> str:
+    """A table cell: three decimals, `–` for a missing value."""
+    return "–" if value is None else f"{float(value):.3f}"
 
 
 def _unit(grid: np.ndarray) -> np.ndarray:

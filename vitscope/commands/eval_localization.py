@@ -1,4 +1,4 @@
-"""`vitscope eval-localization`: weakly-supervised localization of Eigen-CAM, rollout and Grad-CAM."""
+"""`vitscope eval-localization`: held-out localization and faithfulness of Eigen-CAM, rollout and Grad-CAM."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ def register(subparsers: Any) -> None:
     """Add the `eval-localization` sub-command."""
     p = subparsers.add_parser(
         "eval-localization",
-        help="box accuracy of Eigen-CAM (per layer), attention rollout and Grad-CAM on SynthScenes",
+        help="held-out box accuracy, mass in box, deletion / insertion AUC of Eigen-CAM (per layer), "
+        "attention rollout, Grad-CAM, a random map and a centre prior on SynthScenes",
         description=(
             "Threshold each map at 0.05..0.95 of its maximum, box the largest connected region and "
-            "count it correct at IoU >= 0.5 with the object's box (also with the top-1 class required)."
+            "count it correct at IoU >= 0.5 with the object's box (also with the top-1 class required). "
+            "Each method's threshold is chosen on a seeded calibration split and scored on the other "
+            "images, with bootstrap intervals; mass in box, the pointing game and deletion / insertion "
+            "AUC are reported on the same held-out images."
         ),
     )
     p.add_argument("model", help="model spec: demo, random:<family>-<size>, a hub id or a folder")
@@ -34,6 +38,10 @@ def register(subparsers: Any) -> None:
         help="ReLU the Eigen-CAM projection before min-max, as pytorch-grad-cam (default)",
     )
     p.add_argument("--gradcam-layer", type=int, default=None, help="default: the layer before the last")
+    p.add_argument("--steps", type=int, default=8, help="steps of the deletion and insertion curves")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the calibration split, bootstrap and random map"
+    )
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(handler=main)
 
@@ -53,6 +61,8 @@ def main(args: argparse.Namespace) -> int:
         raise CliError(f"{args.dataset!r}: localization needs labelled boxes, use synthscenes:N[:seed=S]")
     if args.batch_size < 1:
         raise CliError("--batch-size must be at least 1")
+    if args.steps < 2:
+        raise CliError("--steps must be at least 2")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     lm = load_model(args.model, device)
     params = EigenCamParams(
@@ -63,7 +73,9 @@ def main(args: argparse.Namespace) -> int:
     def progress(fraction: float, _message: str) -> None:
         bar.update(round(fraction * spec.n) - bar.n)
 
-    report = evaluate(lm, SynthSource(spec.n, spec.seed), Settings.of(lm, params), args.batch_size, progress)
+    settings = Settings.of(lm, params)
+    source = SynthSource(spec.n, spec.seed)
+    report = evaluate(lm, source, settings, args.batch_size, progress, steps=args.steps, seed=args.seed)
     bar.close()
     report = {"model": lm.spec, "dataset": str(spec), "device": str(device), **report}
     print(json.dumps(report) if args.json else _table(report))
@@ -71,17 +83,27 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _table(report: dict[str, Any]) -> str:
-    """A readable summary: one row per method, best fraction and 0.15, with and without the class."""
+    """A readable summary: one row per method, held-out means with their 95% intervals."""
     rows = [(f"eigencam L{layer}", r) for layer, r in report["eigencam"].items()]
-    rows += [(name, report[name]) for name in ("rollout", "gradcam") if name in report]
+    rows += [(name, report[name]) for name in ("rollout", "gradcam", "random", "centre") if name in report]
+    metrics = ("localization", "mass_in_box", "pointing_hit", "deletion_auc", "insertion_auc")
     lines = [
-        f"{report['model']} on {report['dataset']}: {report['images']} images, "
+        f"{report['model']} on {report['dataset']}: {report['images']} images "
+        f"({report['calibration_images']} calibration, {report['held_out_images']} held out), "
         f"top-1 accuracy {report['top1_accuracy']:.3f}, best Eigen-CAM layer {report['best_layer']}",
-        f"{'method':<14} {'best':>6} {'@frac':>6} {'@0.15':>6} {'best+cls':>9} {'@0.15+cls':>10}",
+        f"{'method':<14} {'@frac':>5} " + " ".join(f"{m:>22}" for m in metrics),
     ]
     for name, r in rows:
-        lines.append(
-            f"{name:<14} {r['best']:6.3f} {r['best_threshold']:6.2f} {r['at_0.15']:6.3f} "
-            f"{r['best_with_class']:9.3f} {r['at_0.15_with_class']:10.3f}"
-        )
+        cells = " ".join(f"{_estimate(r[m]):>22}" for m in metrics)
+        lines.append(f"{name:<14} {r['threshold']:5.2f} {cells}")
+    versus = report["best_layer_vs_random"]
+    lines.append(f"best layer better than the random map on every metric: {versus['better_on_every_metric']}")
     return "\n".join(lines)
+
+
+def _estimate(e: dict[str, Any]) -> str:
+    """`0.512 [0.480, 0.545]`, or `–` where nothing was measured."""
+    if e["mean"] is None:
+        return "–"
+    lo, hi = e["interval"]
+    return f"{e['mean']:.3f} [{lo:.3f}, {hi:.3f}]"

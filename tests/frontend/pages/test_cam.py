@@ -1,5 +1,6 @@
 """/cam against the fake API: a backbone's job has no top-5 and no Grad-CAM panel but a note; maps of
-uploaded pictures are drawn in their crop box on the original, or on the analysed crop on request."""
+uploaded pictures are drawn in their crop box on the original, or on the analysed crop on request;
+the Trust panel draws the job's own faithfulness numbers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dash import Dash
 
 from frontend import ids
 from frontend.api import ApiClient
+from frontend.figures import method_label
 from frontend.state import CamState
 from tests.frontend.fake_api import BACKBONE
 from tests.utils.components import find, text_of
@@ -77,3 +79,55 @@ def test_built_in_scenes_are_drawn_on_the_analysed_image(dash_app: Dash, api: Ap
     assert not built.originals
     assert find(cam.body(state, built), ids.CAM_PICTURE_FIELD).style == {"display": "none"}
     assert list(built.figures[ids.CAM_OVERLAY].data[1].x) == [0, 1, 2, 3]
+
+
+def test_cam_page_trust_panel_shows_the_jobs_faithfulness_and_verdicts(
+    dash_app: Dash, api: ApiClient
+) -> None:
+    from frontend.pages import cam
+
+    job = cam_job(api)
+    built = cam.build(api, CamState(job=job, layer=1, image=2), {job})
+    summary = api.summary(job)
+    assert all(len(built.figures[name].data) > 0 and name not in built.hidden for name in cam.TRUST_GRAPHS)
+    by_layer = built.figures[ids.CAM_TRUST_AUC]
+    eigen = [t for t in by_layer.data if t.name == "Eigen-CAM"]
+    np.testing.assert_allclose(eigen[0].y, api.result(job, "deletion_auc")[:, :3].mean(0))
+    np.testing.assert_allclose(eigen[1].y, summary["insertion_auc_by_method"][:3])
+    assert {t.name for t in by_layer.data} >= {"Random map", "Centre prior", "Rollout", "Grad-CAM"}
+    curves = built.figures[ids.CAM_TRUST_CURVES]
+    np.testing.assert_allclose(curves.data[0].y, api.result(job, "deletion_curve")[2, 1])  # image 2, layer 1
+    cascade = built.figures[ids.CAM_TRUST_CASCADE]
+    np.testing.assert_allclose(
+        cascade.data[0].y, np.abs(api.result(job, "cascade_rank_corr")[:, :, 1]).mean(0)
+    )
+    verdict = "passes" if summary["sanity"]["eigencam/1"]["passed"] else "fails"
+    assert f"layer 1 {verdict}" in cascade.layout.title.text
+    text = str(built.trust)
+    best = summary["most_faithful"]
+    assert method_label(best["method"]) in text and f"{best['insertion_minus_deletion']:.3f}" in text
+    rows = built.trust[-1].children[-1].children  # the table's body
+    assert [row.className for row in rows].index("selected") == 1
+    cells = [c.children for c in rows[-1].children]  # the centre prior
+    assert cells[:3] == [
+        "Centre prior",
+        *(f"{summary[k][-1]:.3f}" for k in ("deletion_auc_by_method", "insertion_auc_by_method")),
+    ]
+
+
+def test_cam_page_without_faithfulness_hides_the_trust_graphs(dash_app: Dash, api: ApiClient) -> None:
+    from frontend.pages import cam
+
+    job = str(api.submit("eigencam", "demo", DATA, {"faithfulness": False})["id"])
+    built = cam.build(api, CamState(job=job), {job})
+    assert set(cam.TRUST_GRAPHS) <= built.hidden and "faithfulness was off" in str(built.trust)
+
+
+def test_cam_page_of_a_backbone_judges_without_gradcam(dash_app: Dash, api: ApiClient) -> None:
+    from frontend.pages import cam
+
+    job = cam_job(api, BACKBONE)
+    built = cam.build(api, CamState(job=job), {job})
+    names = {t.name for t in built.figures[ids.CAM_TRUST_AUC].data}
+    assert "Grad-CAM" not in names and "Random map" in names
+    assert "CLS embedding cosine" in str(built.trust)

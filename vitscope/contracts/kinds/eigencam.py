@@ -1,10 +1,10 @@
 """Parameters of the `eigencam` analysis."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from vitscope.contracts.kinds.base import ArraySpec, ImageParams, Kind, Summary
+from vitscope.contracts.kinds.base import MAX_LAYERS, MAX_SEED, ArraySpec, ImageParams, Kind, Summary
 
 SignRule = Literal["cls-attention", "skew", "extreme", "norm"]
 
@@ -12,7 +12,11 @@ SignRule = Literal["cls-attention", "skew", "extreme", "norm"]
 class EigenCamParams(ImageParams):
     """Eigen-CAM on every layer (or `layers`), with baselines and the randomized-weights check."""
 
-    layers: tuple[int, ...] | None = Field(default=None, description="layers to map; all when omitted")
+    layers: tuple[Annotated[int, Field(ge=-MAX_LAYERS, lt=MAX_LAYERS)], ...] | None = Field(
+        default=None,
+        max_length=MAX_LAYERS,
+        description="layers to map (negative counts from the last, -1 = the last); all when omitted",
+    )
     baselines: bool = Field(default=True, description="also compute attention rollout and Grad-CAM")
     sanity_check: bool = Field(
         default=True,
@@ -41,11 +45,34 @@ class EigenCamParams(ImageParams):
         ),
     )
     gradcam_layer: int | None = Field(
-        default=None, description="block whose output Grad-CAM uses; default the layer before the last"
+        default=None,
+        ge=0,
+        lt=MAX_LAYERS,
+        description="block whose output Grad-CAM uses; default the layer before the last",
     )
     random_seed: int = Field(
-        default=0, ge=0, description="seed of the random-weights copy for the sanity check"
+        default=0, ge=0, le=MAX_SEED, description="seed of the random-weights copy for the sanity check"
     )
+    faithfulness: bool = Field(
+        default=True,
+        description="also score every map (and a random map and a centre prior) by deletion and insertion "
+        "(RISE: patches removed or restored in the map's order, over a blurred copy of the image), and "
+        "by mass in box and the pointing game where the images have boxes",
+    )
+    faithfulness_steps: int = Field(
+        default=8,
+        ge=2,
+        le=256,
+        description="steps of the deletion and insertion curves (capped at the patches)",
+    )
+
+
+class SanityReading(BaseModel):
+    """One method's randomized-weights check as a number (Adebayo et al. 2018)."""
+
+    rank_corr: float | None = Field(description="mean |Spearman| of trained against fully randomized maps")
+    randomization: Literal["cascade", "independent"]
+    passed: bool | None = Field(description="rank_corr below the summary's sanity_threshold")
 
 
 class EigenCamSummary(Summary):
@@ -74,6 +101,35 @@ class EigenCamSummary(Summary):
     rank_corr_by_layer: list[float | None] | None = None
     rank_corr_rollout: float | None = None
     rank_corr_gradcam: float | None = None
+    sanity_threshold: float | None = Field(
+        default=None, description="a method passes the randomized-weights check below this |rank corr|"
+    )
+    sanity: dict[str, SanityReading] | None = Field(
+        default=None, description="per method (eigencam/<layer>, rollout, gradcam): the check's reading"
+    )
+    faithfulness_methods: list[str] | None = Field(
+        default=None,
+        description="names of the methods axis: eigencam/<layer>..., rollout, gradcam, random, centre",
+    )
+    faithfulness_steps: int | None = None
+    curve_fractions: list[float] | None = Field(
+        default=None, description="share of the patches removed (deletion) or restored at each curve point"
+    )
+    faithfulness_score: str | None = Field(
+        default=None, description="what the curves integrate: class probability, or a backbone's CLS cosine"
+    )
+    deletion_auc_by_method: list[float | None] | None = Field(
+        default=None, description="mean, lower is better"
+    )
+    insertion_auc_by_method: list[float | None] | None = Field(
+        default=None, description="mean, higher is better"
+    )
+    mass_in_box_by_method: list[float | None] | None = None
+    pointing_by_method: list[float | None] | None = None
+    box_share: float | None = Field(default=None, description="mean share of the image inside the box")
+    most_faithful: dict[str, Any] | None = Field(
+        default=None, description="{method, insertion_minus_deletion}: the largest insertion - deletion AUC"
+    )
 
 
 KIND = Kind(
@@ -107,6 +163,28 @@ KIND = Kind(
         "cascade_ssim": ArraySpec(("n", "S", "L"), "float", "SSIM per cascade step", optional=True),
         "rank_corr_rollout": ArraySpec(("N",), "float", optional=True),
         "rank_corr_gradcam": ArraySpec(("N",), "float", optional=True),
+        "deletion_auc": ArraySpec(
+            ("N", "methods"), "float", "area under the deletion curve (lower: more faithful)", optional=True
+        ),
+        "insertion_auc": ArraySpec(
+            ("N", "methods"), "float", "area under the insertion curve (higher: more faithful)", optional=True
+        ),
+        "deletion_curve": ArraySpec(
+            ("N", "methods", "points"), "float", "score as patches are removed, 0..1 of them", optional=True
+        ),
+        "insertion_curve": ArraySpec(
+            ("N", "methods", "points"), "float", "score as patches are restored, 0..1 of them", optional=True
+        ),
+        "mass_in_box": ArraySpec(
+            ("N", "methods"), "float", "share of the map's mass inside the box (NaN: no box)", optional=True
+        ),
+        "pointing_hit": ArraySpec(
+            ("N", "methods"),
+            "float",
+            "1 if the map's peak patch is in the box, else 0 (NaN: no box)",
+            optional=True,
+        ),
+        "box_share": ArraySpec(("N",), "float", "the box's share of the image (NaN: no box)", optional=True),
         "top5_idx": ArraySpec(
             ("N", "k"), "int", "top classes (k = 5, fewer classes: all); classifier only", optional=True
         ),

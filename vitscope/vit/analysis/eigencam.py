@@ -65,6 +65,7 @@ from torch import nn
 
 from vitscope.contracts.errors import UserError
 from vitscope.contracts.kinds.eigencam import EigenCamParams, SignRule
+from vitscope.vit.analysis import faithfulness
 from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress, stream
 from vitscope.vit.analysis.gradcam import default_layer, gradcam_map, target_gradients
 from vitscope.vit.analysis.rollout import Rollout
@@ -513,7 +514,8 @@ def run(
 
     Arrays: `images` (N, H, W, 3) uint8, `cam` (N, L, rows, cols), `cam2`, `rollout` and `gradcam`
     (N, rows, cols), `cam_random` (N, L, rows, cols), `rank_corr` (N, L), `rank_corr_rollout`
-    and `rank_corr_gradcam` (N,), `top5_idx` and `top5_prob` (N, 5), `labels` (N,), all maps in [0, 1].
+    and `rank_corr_gradcam` (N,), `top5_idx` and `top5_prob` (N, 5), `labels` (N,), all maps in [0, 1];
+    with `faithfulness`, every map's deletion and insertion scores and box scores (`faithfulness.py`).
     """
     settings = Settings.of(lm, params)
     random_lm = randomized_copy(lm, params.random_seed) if params.sanity_check else None
@@ -522,7 +524,10 @@ def run(
     cascade_inputs: list[torch.Tensor] = []  # the first sanity_images, for one cascade after the pass
     for batch in stream(source, params.batch_size, lm.input_geometry, progress, "Eigen-CAM"):
         pixels = lm.preprocess(batch.images)
-        _collect(chunks, "", analyse_batch(lm, pixels, settings), batch, settings.classifier)
+        maps = analyse_batch(lm, pixels, settings)
+        _collect(chunks, "", maps, batch, settings.classifier)
+        if params.faithfulness:
+            faithfulness.collect(chunks, lm, pixels, maps, batch, params)
         if random_lm is not None:
             _collect(chunks, "_random", analyse_batch(random_lm, pixels, settings), None)
             cascade_inputs.append(pixels[: params.sanity_images - sum(len(p) for p in cascade_inputs)])
@@ -581,6 +586,7 @@ def _result(
                 n = len(arrays[name])
                 flat = arrays[name].reshape(n, -1), arrays[f"{name}_random"].reshape(n, -1)
                 result.add(f"rank_corr_{name}", rank_corr(*flat))
+    faithfulness.add_results(result, arrays)
     result.summary = _summary(lm, settings, params, result.arrays)
     return result
 
@@ -636,7 +642,9 @@ def _summary(
         for base in ("rollout", "gradcam"):
             if f"rank_corr_{base}" in arrays:
                 summary[f"rank_corr_{base}"] = _nanmean(arrays[f"rank_corr_{base}"], None)
-    return summary
+        summary["sanity_threshold"] = faithfulness.SANITY_MAX_RANK_CORR
+        summary["sanity"] = faithfulness.sanity_readings(settings.layers, arrays)
+    return {**summary, **faithfulness.summary(lm, settings, arrays)}
 
 
 def _nanmean(x: np.ndarray, axis: int | None) -> Any:

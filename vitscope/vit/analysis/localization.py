@@ -7,28 +7,43 @@ that the Grad-CAM code used), and the box is correct when its IoU with the groun
 at least 0.5, optionally also requiring the top-1 prediction to be the label. The fraction is
 swept over 0.05..0.95; the best fraction and the customary 0.15 are reported. Boxes are
 (x0, y0, x1, y1) pixels with x1, y1 exclusive, as SynthScenes gives them.
+
+Without peeking: each method's fraction is chosen on a calibration split (a seeded random
+`CALIBRATION` share of the images) and the accuracy is reported on the other, held-out images
+only, with a percentile bootstrap interval over them (`RESAMPLES` resamples, 95%); the best
+Eigen-CAM layer is chosen on the calibration split too. Beside it, on the same held-out images:
+mass in box, the pointing game and deletion / insertion AUC (`faithfulness`), for every Eigen-CAM
+layer, rollout, Grad-CAM, a seeded random map and a centre prior, each with its interval, and the
+best layer's paired difference to the random map.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from vitscope.contracts.errors import UserError
+from vitscope.vit.analysis import faithfulness
 from vitscope.vit.analysis.base import Progress, no_progress
-from vitscope.vit.analysis.eigencam import BatchMaps, Settings, analyse_batch, upsample
-from vitscope.vit.data.inputs import ImageSource
+from vitscope.vit.analysis.eigencam import Settings, analyse_batch, upsample
+from vitscope.vit.data.inputs import Batch, ImageSource
 from vitscope.vit.models import LoadedModel
 
 FRACTIONS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
 CUSTOMARY = 0.15
 IOU_MIN = 0.5
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+CALIBRATION = 0.3
+"""Share of the images the thresholds (and the best layer) are chosen on; the rest are evaluated."""
+RESAMPLES = 1000
+CONFIDENCE = 0.95
+SCORES = ("mass_in_box", "pointing_hit", "deletion_auc", "insertion_auc")
+LOWER_IS_BETTER = frozenset({"deletion_auc"})
 
 
 def largest_component_box(mask: np.ndarray) -> np.ndarray | None:
@@ -74,42 +89,56 @@ def box_hits(
     return hits
 
 
+# ---------------------------------------------------------------- held-out scores with intervals
+
+
+def calibration_split(n: int, fraction: float = CALIBRATION, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return sorted (calibration, held-out) indices of n >= 2 images: a seeded random `fraction` of
+    them (at least one, leaving at least one) and the rest; disjoint, together all n."""
+    if n < 2:
+        raise UserError("a calibration split needs at least 2 images with boxes")
+    order = np.random.default_rng(seed).permutation(n)
+    k = min(max(1, round(fraction * n)), n - 1)
+    return np.sort(order[:k]), np.sort(order[k:])
+
+
+def choose_fraction(hits: np.ndarray, calibration: np.ndarray) -> int:
+    """Return the index of the fraction with the most hits (N, F) over the `calibration` rows only
+    (ties: the lowest fraction)."""
+    return int(np.argmax(hits[calibration].mean(0)))
+
+
+def bootstrap(values: np.ndarray, seed: int = 0, resamples: int = RESAMPLES) -> dict[str, Any]:
+    """Return {"mean", "interval": [lo, hi]} of `values` (n,), NaN ignored: the percentile bootstrap
+    interval (CONFIDENCE) of the mean; None where no value is finite."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return {"mean": None, "interval": [None, None]}
+    means = x[np.random.default_rng(seed).integers(0, len(x), (resamples, len(x)))].mean(1)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return {"mean": float(x.mean()), "interval": [float(lo), float(hi)]}
+
+
 @dataclass
-class Tally:
-    """Hits of one method accumulated over batches: (N, F) per batch, and whether the class was right."""
+class Collected:
+    """Per image with a box, over batches: box hits (n, F) per method, top-1 correctness, and the
+    faithfulness scores (n, M) by name (`SCORES`), methods in `names` order."""
 
-    fractions: tuple[float, ...] = FRACTIONS
-    hits: list[np.ndarray] = field(default_factory=list)
+    names: list[str]
+    hits: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
     class_ok: list[np.ndarray] = field(default_factory=list)
+    scores: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
 
-    def add(self, hits: np.ndarray, class_ok: np.ndarray) -> None:
-        """Add a batch's hits (n, F) and top-1 correctness (n,)."""
-        self.hits.append(hits)
-        self.class_ok.append(class_ok)
-
-    def report(self) -> dict[str, Any]:
-        """Return accuracies: best over fractions, its fraction, at 0.15, each also with the class required."""
-        hits = np.concatenate(self.hits)
-        with_class = hits & np.concatenate(self.class_ok)[:, None]
-        out: dict[str, Any] = {}
-        for suffix, h in (("", hits), ("_with_class", with_class)):
-            curve = h.mean(0)
-            best = int(np.argmax(curve))  # ties go to the lowest fraction
-            out[f"best{suffix}"] = float(curve[best])
-            out[f"best{suffix}_threshold"] = self.fractions[best]
-            out[f"at_{CUSTOMARY}{suffix}"] = float(curve[self.fractions.index(CUSTOMARY)])
-            out[f"curve{suffix}"] = [float(v) for v in curve]
-        return out
-
-
-def _method_maps(maps: BatchMaps, settings: Settings) -> dict[str, torch.Tensor]:
-    """Grid maps (B, rows, cols) of every method in a batch: `eigencam/<layer>`, `rollout`, `gradcam`."""
-    out = {f"eigencam/{layer}": maps.eigen.cam[:, i] for i, layer in enumerate(settings.layers)}
-    if maps.rollout is not None:
-        out["rollout"] = maps.rollout
-    if maps.gradcam is not None:
-        out["gradcam"] = maps.gradcam
-    return out
+    def arrays(self) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+        """(hits by method (N, F), class_ok (N,), scores by name (N, M)), concatenated."""
+        cat = np.concatenate
+        return (
+            {k: cat(v) for k, v in self.hits.items()},
+            cat(self.class_ok),
+            {k: cat(v) for k, v in self.scores.items()},
+        )
 
 
 def evaluate(
@@ -118,48 +147,131 @@ def evaluate(
     settings: Settings,
     batch_size: int = 32,
     progress: Progress = no_progress,
+    steps: int = 8,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Localization accuracy of Eigen-CAM per layer, rollout and Grad-CAM on a source with boxes.
+    """Held-out localization, mass in box, pointing and deletion / insertion AUC of every Eigen-CAM
+    layer, rollout, Grad-CAM, a random map and a centre prior on a source with boxes (module doc).
 
-    Returns `{"eigencam": {layer: report}, "rollout": report, "gradcam": report | layer,
-    "best_layer", "images", "top1_accuracy", "fractions", "iou_min"}` with `Tally.report` reports.
+    Returns `{"eigencam": {layer: report}, "rollout", "gradcam", "random", "centre": report,
+    "best_layer", "best_layer_vs_random", "images", ...}` with `_method_report` reports.
     Images without a box (NaN) are skipped.
     """
-    tallies: dict[str, Tally] = {}
-    correct, seen = 0, 0
+    names = faithfulness.method_names(settings.layers, settings.rollout, settings.gradcam_layer is not None)
+    got, correct, seen = Collected(names), 0, 0
     for batch in source.batches(batch_size, lm.input_geometry):
         keep = np.isfinite(batch.boxes).all(1)
         if keep.any():
-            maps = analyse_batch(lm, lm.preprocess(batch.images[keep]), settings)
-            ok = maps.logits.argmax(-1).cpu().numpy() == batch.labels[keep]
-            size = (batch.images.shape[1], batch.images.shape[2])
-            for name, grid in _method_maps(maps, settings).items():
-                hits = box_hits(upsample(grid.cpu(), size).numpy(), batch.boxes[keep])
-                tallies.setdefault(name, Tally()).add(hits, ok)
-            correct, seen = correct + int(ok.sum()), seen + int(keep.sum())
+            sub = Batch(batch.images[keep], batch.labels[keep], batch.boxes[keep], batch.indices[keep])
+            ok = _score_batch(lm, sub, settings, steps, seed, got)
+            correct, seen = correct + int(ok.sum()), seen + len(ok)
         progress(min(1.0, (batch.indices[-1] + 1) / len(source)), f"localization: {seen} images")
     if not seen:
         raise UserError("no image in the dataset has a ground-truth box: localization needs SynthScenes")
-    return _report(tallies, settings, seen, correct)
+    return _report(got, settings, seen, correct, seed)
 
 
-def _report(tallies: dict[str, Tally], settings: Settings, seen: int, correct: int) -> dict[str, Any]:
-    """Assemble the JSON report from the per-method tallies."""
-    eigen = {str(layer): tallies[f"eigencam/{layer}"].report() for layer in settings.layers}
-    best_layer = max(settings.layers, key=lambda layer: eigen[str(layer)]["best"])
+def _score_batch(
+    lm: LoadedModel, batch: Batch, settings: Settings, steps: int, seed: int, got: Collected
+) -> np.ndarray:
+    """Add one batch's hits and scores to `got`; return whether each top-1 class is the label."""
+    pixels = lm.preprocess(batch.images)
+    maps = analyse_batch(lm, pixels, settings)
+    grid = lm.layout_for((pixels.shape[-2], pixels.shape[-1])).grid
+    chance = faithfulness.random_maps(batch.indices, grid[0] * grid[1], seed)
+    stack = faithfulness.stacked_maps(maps, chance, grid).unflatten(-1, grid).cpu()
+    size = (batch.images.shape[1], batch.images.shape[2])
+    for m, name in enumerate(got.names):
+        got.hits[name].append(box_hits(upsample(stack[:, m], size).numpy(), batch.boxes))
+    found = faithfulness.batch_scores(lm, pixels, maps, batch, steps, seed)
+    for name in SCORES:
+        got.scores[name].append(found[name])
+    ok = maps.logits.argmax(-1).cpu().numpy() == batch.labels
+    got.class_ok.append(ok)
+    return np.asarray(ok)
+
+
+def _method_report(
+    hits: np.ndarray,
+    class_ok: np.ndarray,
+    scores: dict[str, np.ndarray],
+    split: tuple[np.ndarray, np.ndarray],
+    seed: int,
+) -> dict[str, Any]:
+    """One method's held-out report: per score `{mean, interval}`, the calibration-chosen fractions."""
+    calibration, held = split
+    with_class = hits & class_ok[:, None]
+    t, tc = choose_fraction(hits, calibration), choose_fraction(with_class, calibration)
+    report: dict[str, Any] = {
+        "threshold": FRACTIONS[t],
+        "localization": bootstrap(hits[held, t], seed),
+        "threshold_with_class": FRACTIONS[tc],
+        "localization_with_class": bootstrap(with_class[held, tc], seed),
+        f"at_{CUSTOMARY}": bootstrap(hits[held, FRACTIONS.index(CUSTOMARY)], seed),
+        "calibration_curve": [float(v) for v in hits[calibration].mean(0)],
+    }
+    report |= {name: bootstrap(values[held], seed) for name, values in scores.items()}
+    return report
+
+
+def _report(got: Collected, settings: Settings, seen: int, correct: int, seed: int) -> dict[str, Any]:
+    """Assemble the JSON report: every method's held-out report, the best layer against the random map."""
+    hits, class_ok, scores = got.arrays()
+    split = calibration_split(seen, seed=seed)
+    per = {
+        name: _method_report(hits[name], class_ok, {k: v[:, m] for k, v in scores.items()}, split, seed)
+        for m, name in enumerate(got.names)
+    }
+    calibration, held = split
+
+    def calibrated(layer: int) -> float:
+        h = hits[f"eigencam/{layer}"]
+        return float(h[calibration, choose_fraction(h, calibration)].mean())
+
+    best_layer = max(settings.layers, key=calibrated)  # ties: the first layer
     report: dict[str, Any] = {
         "images": seen,
+        "calibration_images": len(calibration),
+        "held_out_images": len(held),
         "top1_accuracy": correct / seen,
         "fractions": list(FRACTIONS),
         "iou_min": IOU_MIN,
         "sign_rule": settings.sign_rule,
         "relu": settings.relu,
-        "eigencam": eigen,
+        "eigencam": {str(layer): per[f"eigencam/{layer}"] for layer in settings.layers},
         "best_layer": best_layer,
-        "best_layer_accuracy": eigen[str(best_layer)]["best"],
+        "best_layer_localization": per[f"eigencam/{best_layer}"]["localization"],
+        **{name: per[name] for name in got.names if not name.startswith("eigencam/")},
     }
-    if "rollout" in tallies:
-        report["rollout"] = tallies["rollout"].report()
-    if "gradcam" in tallies:
-        report["gradcam"] = {**tallies["gradcam"].report(), "layer": settings.gradcam_layer}
+    if "gradcam" in report:
+        report["gradcam"]["layer"] = settings.gradcam_layer
+    report["best_layer_vs_random"] = _versus(
+        got.names, f"eigencam/{best_layer}", hits, scores, per, held, seed
+    )
     return report
+
+
+def _versus(
+    names: list[str],
+    best: str,
+    hits: dict[str, np.ndarray],
+    scores: dict[str, np.ndarray],
+    per: dict[str, dict[str, Any]],
+    held: np.ndarray,
+    seed: int,
+) -> dict[str, Any]:
+    """The best layer minus the random map per held-out image, each metric at its own fraction:
+    `{metric: {mean, interval, better}}` (`better`: the interval lies on the right side of 0), and
+    whether it is better on every metric."""
+    at = {name: FRACTIONS.index(per[name]["threshold"]) for name in (best, "random")}
+    paired = {"localization": hits[best][held, at[best]].astype(float) - hits["random"][held, at["random"]]}
+    b, r = names.index(best), names.index("random")
+    paired |= {name: scores[name][held, b] - scores[name][held, r] for name in SCORES}
+    out: dict[str, Any] = {}
+    for name, diff in paired.items():
+        est = bootstrap(diff, seed)
+        sign = -1 if name in LOWER_IS_BETTER else 1
+        est["better"] = est["mean"] is not None and min(sign * v for v in est["interval"]) > 0
+        out[name] = est
+    out["better_on_every_metric"] = all(v["better"] for v in out.values())
+    return out

@@ -12,9 +12,11 @@ from vitscope.contracts.kinds.eigencam import EigenCamParams
 from vitscope.vit.analysis.eigencam import Settings
 from vitscope.vit.analysis.localization import (
     FRACTIONS,
-    Tally,
+    bootstrap,
     box_hits,
     box_iou,
+    calibration_split,
+    choose_fraction,
     evaluate,
     largest_component_box,
     map_box,
@@ -73,29 +75,66 @@ def test_hits_need_iou_of_at_least_one_half_at_each_fraction():
     assert box_hits(np.zeros((1, 8, 8)), truth, fractions=(0.5,)).tolist() == [[False]]
 
 
-def test_tally_reports_best_threshold_customary_value_and_class_requirement():
-    tally = Tally(fractions=FRACTIONS)
-    hits = np.zeros((4, len(FRACTIONS)), bool)
-    hits[:3, FRACTIONS.index(0.5)] = True
-    hits[:1, FRACTIONS.index(0.15)] = True
-    tally.add(hits[:2], np.array([True, False]))
-    tally.add(hits[2:], np.array([True, True]))
-    r = tally.report()
-    assert (r["best"], r["best_threshold"], r["at_0.15"]) == (0.75, 0.5, 0.25)
-    assert (r["best_with_class"], r["best_with_class_threshold"], r["at_0.15_with_class"]) == (0.5, 0.5, 0.25)
+def test_calibration_split_is_seeded_disjoint_and_covers_every_image():
+    calibration, held = calibration_split(10, 0.3, seed=4)
+    assert len(calibration) == 3 and not set(calibration) & set(held)
+    assert sorted([*calibration, *held]) == list(range(10))
+    again, _ = calibration_split(10, 0.3, seed=4)
+    np.testing.assert_array_equal(again, calibration)
+    assert len(calibration_split(2, 0.01)[0]) == 1 and len(calibration_split(2, 0.99)[1]) == 1
 
 
-def test_evaluate_reports_every_method_on_synthscenes():
+def test_held_out_thresholds_never_use_the_evaluated_images():
+    calibration, held = calibration_split(20, 0.3, seed=1)
+    hits = np.zeros((20, len(FRACTIONS)), bool)
+    hits[calibration, FRACTIONS.index(0.3)] = True  # calibration favours 0.3
+    hits[held, FRACTIONS.index(0.7)] = True  # the evaluated images would favour 0.7
+    assert FRACTIONS[choose_fraction(hits, calibration)] == 0.3
+    flipped = hits.copy()
+    flipped[held] = ~flipped[held]  # whatever the evaluated images say, the choice stays
+    assert choose_fraction(flipped, calibration) == choose_fraction(hits, calibration)
+
+
+def test_bootstrap_interval_holds_the_mean_and_ignores_nan():
+    values = np.array([0.0, 1.0] * 20 + [np.nan])
+    est = bootstrap(values, seed=0)
+    lo, hi = est["interval"]
+    assert est["mean"] == pytest.approx(0.5) and lo < 0.5 < hi and hi - lo < 0.5
+    assert bootstrap(np.full(3, np.nan))["mean"] is None
+
+
+def test_evaluate_reports_every_method_held_out_with_intervals():
     lm = micro("vit")
     settings = Settings.of(lm, EigenCamParams())
-    report = evaluate(lm, SynthSource(6, seed=3), settings, batch_size=4)
-    assert report["images"] == 6
+    report = evaluate(lm, SynthSource(6, seed=3), settings, batch_size=4, steps=4)
+    assert report["images"] == 6 and (report["calibration_images"], report["held_out_images"]) == (2, 4)
     assert set(report["eigencam"]) == {"0", "1"}
     assert report["gradcam"]["layer"] == 0
     assert report["best_layer"] in (0, 1)
-    for r in (*report["eigencam"].values(), report["rollout"], report["gradcam"]):
-        assert 0 <= r["best_with_class"] <= r["best"] <= 1
-        assert r["best"] == max(r["curve"]) and r["at_0.15"] == r["curve"][2]
+    for r in (
+        *report["eigencam"].values(),
+        report["rollout"],
+        report["gradcam"],
+        report["random"],
+        report["centre"],
+    ):
+        for metric in (
+            "localization",
+            "localization_with_class",
+            "mass_in_box",
+            "deletion_auc",
+            "insertion_auc",
+        ):
+            lo, hi = r[metric]["interval"]
+            assert lo <= r[metric]["mean"] <= hi
+        assert r["localization_with_class"]["mean"] <= r["localization"]["mean"] + 1e-9
+        assert r["threshold"] in FRACTIONS and len(r["calibration_curve"]) == len(FRACTIONS)
+    versus = report["best_layer_vs_random"]
+    assert set(versus) == {
+        "localization",
+        *("mass_in_box", "pointing_hit", "deletion_auc", "insertion_auc"),
+        "better_on_every_metric",
+    }
 
 
 class NoBoxes:
@@ -115,9 +154,12 @@ def test_evaluate_refuses_images_without_boxes():
 
 def test_cli_prints_one_json_object(capsys):
     status = cli(
-        ["eval-localization", "random:vit-micro", "--dataset", "synthscenes:3", "--device", "cpu", "--json"]
+        [
+            "eval-localization",
+            *("random:vit-micro", "--dataset", "synthscenes:3", "--device", "cpu", "--steps", "2", "--json"),
+        ]
     )
     assert status == 0
     report = json.loads(capsys.readouterr().out)
-    assert {"eigencam", "rollout", "gradcam", "best_layer"} <= set(report)
+    assert {"eigencam", "rollout", "gradcam", "random", "centre", "best_layer"} <= set(report)
     assert report["dataset"] == "synthscenes:3:seed=0"
