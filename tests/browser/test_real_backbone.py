@@ -21,7 +21,9 @@ def real_jobs(live_stack: LiveStack) -> dict[str, str]:
     """A finished Eigen-CAM job and a head-importance job of the real backbone on uploaded photos."""
     uploads = [live_stack.upload(f"{n}.png", photos.png(photos.load(n))) for n in ("coffee", "rocket")]
     jobs = {
-        "cam": live_stack.submit("eigencam", {"images": uploads[:1]}, {"sanity_images": 1}, model=REAL),
+        "cam": live_stack.submit(
+            "eigencam", {"images": uploads[:1]}, {"sanity_images": 1, "faithfulness_steps": 2}, model=REAL
+        ),
         "hi": live_stack.submit("head-importance", {"images": uploads}, {"batch_size": 2}, model=REAL),
     }
     for job_id in jobs.values():

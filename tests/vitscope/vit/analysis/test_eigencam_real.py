@@ -42,7 +42,7 @@ def test_the_default_sign_puts_the_map_on_the_object_in_real_photos(dinov2):
     boxes = photos.boxes()
     names = sorted(boxes)
     assert len(names) >= 10
-    params = EigenCamParams(baselines=False, sanity_check=False)
+    params = EigenCamParams(baselines=False, sanity_check=False, faithfulness=False)
     result = eigencam.run(dinov2, photo_source(names), params)
     assert result.summary["sign_rule"] == "cls-attention"
     found = []
@@ -57,7 +57,8 @@ def test_the_default_sign_puts_the_map_on_the_object_in_real_photos(dinov2):
 
 def test_a_backbone_gets_maps_and_no_class_based_arrays(dinov2):
     names = ["coffee", "rocket"]
-    result = eigencam.run(dinov2, photo_source(names), EigenCamParams(sanity_images=1))
+    # two deletion/insertion steps: the real backbone's faithfulness path, cheaply
+    result = eigencam.run(dinov2, photo_source(names), EigenCamParams(sanity_images=1, faithfulness_steps=2))
     assert {"top5_idx", "top5_prob", "gradcam", "rank_corr_gradcam"}.isdisjoint(result.arrays)
     assert result.summary["top5"] == [] and set(result.summary["left_out"]) >= {"top5_idx", "gradcam"}
     assert result.arrays["cam"].shape == (2, 12, 16, 16) and "rollout" in result.arrays
@@ -70,7 +71,7 @@ def test_a_backbone_gets_maps_and_no_class_based_arrays(dinov2):
 
 
 def test_two_identical_runs_give_identical_arrays(dinov2):
-    params = EigenCamParams(sanity_images=1)
+    params = EigenCamParams(sanity_images=1, faithfulness_steps=2)
     first = eigencam.run(dinov2, photo_source(["chelsea"]), params)
     torch.manual_seed(1234)  # nothing may depend on the global generator
     second = eigencam.run(dinov2, photo_source(["chelsea"]), params)
