@@ -128,11 +128,12 @@ def derive(api: ApiClient, state: HeadState) -> tuple[HeadState, str | None]:
     Model, data and input size come from the link, else from the overview's jobs; without a model
     and data there is nothing to compute (the page says which jobs are missing).
     """
-    state = _with_overview_source(api, state)
+    overview = _overview_records(api, state)  # asked once: a running job's record is not cached
+    state = _with_overview_source(state, overview)
     inputs = data_to_inputs(state.data) if state.data else None
     if not state.model or inputs is None:
         return state, None
-    base = _input_size(api, state)
+    base = _input_size(overview)
     try:
         detail = api.submit(
             "head-detail",
@@ -163,19 +164,19 @@ def _overview_records(api: ApiClient, state: HeadState) -> list[JobRecord]:
     return records
 
 
-def _with_overview_source(api: ApiClient, state: HeadState) -> HeadState:
-    """`state` with model and data from the overview's jobs when the link does not name them."""
+def _with_overview_source(state: HeadState, overview: list[JobRecord]) -> HeadState:
+    """`state` with model and data from the overview's job records when the link does not name them."""
     if state.model and state.data:
         return state
-    for record in _overview_records(api, state):
+    for record in overview:
         state = with_source(state, record)
     return state
 
 
-def _input_size(api: ApiClient, state: HeadState) -> dict[str, Any]:
+def _input_size(overview: list[JobRecord]) -> dict[str, Any]:
     """`{"image_size": n}` when the overview's jobs chose an input size (the views must show the same
     grid), else nothing (the model's own)."""
-    for record in _overview_records(api, state):
+    for record in overview:
         size = (record.get("params") or {}).get("image_size")
         if size is not None:
             return {"image_size": size}
