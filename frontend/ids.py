@@ -46,6 +46,7 @@ class Tracker:
         self.missing = f"{prefix}-missing"
         self.remember = f"{prefix}-remember"
         self.notes = f"{prefix}-notes"
+        self.drawn = f"{prefix}-drawn"
 
 
 JOB_CANCEL = "job-cancel"

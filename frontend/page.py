@@ -8,18 +8,26 @@ registers the two callbacks every page has: `select` folds controls and clicks i
 (and so the URL), `render` redraws the graphs and the page's other outputs for a new state or a
 finished job. A part may hide a graph its job has nothing for (a backbone's top-5: no empty panel)
 and leave a note saying why; the helper hides the card and shows the notes above the grid.
+
+`render` sends only the graphs whose part changed: each part has a signature (its job, whether it
+could draw, and the state fields it `reads`), the browser keeps the signatures of what it shows
+(the tracker's `drawn` store), and a part whose signature is unchanged keeps its graphs as drawn.
+A part may give a figure as a zero-argument callable: it is built only when it is sent, so a job
+finishing elsewhere on the page, or a click another part does not read, costs neither building
+nor redrawing it.
 A page module keeps only what is its own: the layout body, the drawing, the menus.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, html, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
 from dash.dependencies import DashDependency
 
 from frontend import ids
@@ -32,18 +40,27 @@ from frontend.tracker import poll_jobs, register_tracker, tracker_layout
 
 Graphs = tuple[tuple[str, int], ...]
 """(graph name, width in twelfths) of each graph of a page, in layout order."""
+Figure: TypeAlias = go.Figure | Callable[[], go.Figure]
+"""A graph's figure, or what builds it when it is sent."""
 
 
 @dataclass
 class Views:
-    """What a page's build makes: its figures by graph name, and why each job's part did not draw
-    (by URL key); the graphs a job has nothing for (their cards are hidden, not left empty) and the
-    notes saying why. Pages subclass it for their menus and captions."""
+    """What a page's build makes: its figures by graph name (or what builds them), and why each job's
+    part did not draw (by URL key); the graphs a job has nothing for (their cards are hidden, not
+    left empty) and the notes saying why; each part's signature (by URL key, see `Part.signature`).
+    Pages subclass it for their menus and captions."""
 
-    figures: dict[str, go.Figure] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)
     hidden: set[str] = field(default_factory=set)
     notes: list[Any] = field(default_factory=list)
+    signatures: dict[str, str] = field(default_factory=dict)
+
+    def figure(self, name: str) -> go.Figure:
+        """The figure of graph `name`, built now if it was given as a callable."""
+        made = self.figures[name]
+        return made() if callable(made) else made
 
     def placeholders(self, names: Iterable[str], message: str, replace: bool = False) -> None:
         """Give each graph in `names` an empty figure saying `message` (only those without one, unless `replace`)."""
@@ -64,6 +81,7 @@ class Part(Generic[S, V]):
     """One job's share of a page: its URL key, the graphs it draws, and what they say meanwhile.
 
     `absent` and `waiting` are format strings over `kind`, `short` (the short job id) and `state`.
+    `reads`: the state fields its graphs depend on besides its job (None: the whole state).
     """
 
     key: str
@@ -71,6 +89,14 @@ class Part(Generic[S, V]):
     draw: Draw[S, V]
     absent: str = ABSENT
     waiting: str = WAITING
+    reads: tuple[str, ...] | None = None
+
+    def signature(self, state: S, message: str | None) -> str:
+        """What this part's graphs show, as a string: its job id, why it did not draw (None: it drew)
+        and the state fields it reads. Equal signatures mean equal graphs (a finished job's results
+        never change)."""
+        read = state.to_store() if self.reads is None else {name: getattr(state, name) for name in self.reads}
+        return json.dumps([state.job_ids().get(self.key), message, read], sort_keys=True, default=str)
 
     def message(self, state: S, done: set[str]) -> str | None:
         """Why this part cannot draw yet (no job in the link, or not finished); None when it can."""
@@ -113,12 +139,19 @@ class ViewPage(Generic[S, V]):
     # -- what a page declares (decorators) ------------------------------------------------------
 
     def part(
-        self, key: str, graphs: tuple[str, ...], *, absent: str | None = None, waiting: str | None = None
+        self,
+        key: str,
+        graphs: tuple[str, ...],
+        *,
+        absent: str | None = None,
+        waiting: str | None = None,
+        reads: tuple[str, ...] | None = None,
     ) -> Callable[[Draw[S, V]], Draw[S, V]]:
-        """Declare the function that draws `graphs` from the finished job under URL key `key` (returned as is)."""
+        """Declare the function that draws `graphs` from the finished job under URL key `key` (returned
+        as is); `reads`: the state fields the graphs depend on (default: all)."""
 
         def declare(draw: Draw[S, V]) -> Draw[S, V]:
-            self.parts.append(Part(key, graphs, draw, absent or ABSENT, waiting or WAITING))
+            self.parts.append(Part(key, graphs, draw, absent or ABSENT, waiting or WAITING, reads))
             return draw
 
         return declare
@@ -174,23 +207,25 @@ class ViewPage(Generic[S, V]):
     def render(
         self, *outputs: Output
     ) -> Callable[[Callable[[S, V], tuple[Any, ...]]], Callable[[S, V], tuple[Any, ...]]]:
-        """Register the callback that redraws the graphs (their cards shown or hidden, and the notes),
-        then `outputs`, for a new state or finished job.
+        """Register the callback that redraws the graphs whose part changed (the cards shown or
+        hidden, and the notes, always), then `outputs`, for a new state or finished job.
 
         The decorated function gets the state and its built views and returns the values of `outputs`.
         """
 
         def register(extras: Callable[[S, V], tuple[Any, ...]]) -> Callable[[S, V], tuple[Any, ...]]:
             @callback(
-                self._view_outputs() + list(outputs),
+                [*self._view_outputs(), Output(self.tracker.drawn, "data"), *outputs],
                 Input(self.tracker.state, "data"),
                 Input(self.tracker.ready, "data"),
+                State(self.tracker.drawn, "data"),
                 prevent_initial_call=True,
             )
-            def render(data: dict[str, Any], ready: list[str]) -> list[Any]:
+            def render(data: dict[str, Any], ready: list[str], drawn: dict[str, str] | None) -> list[Any]:
                 state = self.state.from_store(data)
                 built = self.build(get_client(), state, set(ready or []))
-                return [*self._view_values(built), *extras(state, built)]
+                send = self.changed(built, drawn or {})
+                return [*self._view_values(built, send), built.signatures, *extras(state, built)]
 
             return extras
 
@@ -204,9 +239,15 @@ class ViewPage(Generic[S, V]):
         cards = [Output(ids.card(name), "style") for name, _ in self.graphs]
         return [*figures, *cards, Output(self.tracker.notes, "children")]
 
-    def _view_values(self, built: V) -> list[Any]:
-        """The values of `_view_outputs` for `built`."""
-        figures = [built.figures[name] for name, _ in self.graphs]
+    def changed(self, built: V, drawn: dict[str, str]) -> set[str]:
+        """The graphs to send for `built` when the browser shows the parts `drawn` (signatures by URL
+        key): all but those of parts whose signature is unchanged."""
+        kept = {g for p in self.parts if drawn.get(p.key) == built.signatures.get(p.key) for g in p.graphs}
+        return {name for name, _ in self.graphs} - kept
+
+    def _view_values(self, built: V, send: set[str]) -> list[Any]:
+        """The values of `_view_outputs` for `built`: the figures of the graphs in `send`, the others unchanged."""
+        figures = [built.figure(name) if name in send else no_update for name, _ in self.graphs]
         if not self.graphs:
             return figures
         return [*figures, *(_card_style(name in built.hidden) for name, _ in self.graphs), built.notes]
@@ -231,6 +272,7 @@ class ViewPage(Generic[S, V]):
         return html.Div(
             [
                 *tracker_layout(self.tracker, state, view),
+                dcc.Store(id=self.tracker.drawn, data=built.signatures),
                 *([notice(problem)] if problem else []),
                 *self._body(state, built),
             ],
@@ -252,6 +294,7 @@ class ViewPage(Generic[S, V]):
                 built.messages[part.key] = message
                 built.placeholders(part.graphs, message, replace=True)
                 built.hidden.difference_update(part.graphs)  # a graph saying why it is empty is shown
+            built.signatures[part.key] = part.signature(state, message)
         built.placeholders((name for name, _ in self.graphs), "…")
         if self._finish is not None:
             self._finish(api, state, done, built)
@@ -261,7 +304,7 @@ class ViewPage(Generic[S, V]):
         """The notes about the page's jobs, then its graphs as cards on the 12-column grid (the cards
         of graphs a job has nothing for are hidden)."""
         cards = [
-            graph_card(name, built.figures[name], span, style=_card_style(name in built.hidden))
+            graph_card(name, built.figure(name), span, style=_card_style(name in built.hidden))
             for name, span in self.graphs
         ]
         return html.Div(

@@ -326,6 +326,7 @@ def _image_label(i: int, labels: list[int], summary: dict[str, Any]) -> str:
     "hd",
     (ids.HEAD_OVERLAY, ids.HEAD_MATRIX, ids.HEAD_VALUES, ids.HEAD_BIPARTITE),
     waiting="Computing the attention of image {state.image} ({kind} job {short}) …",
+    reads=("image", "layer", "head", "query"),
 )
 def _attention(results: Results, state: HeadState, built: Built) -> None:
     model = results.model
@@ -336,25 +337,30 @@ def _attention(results: Results, state: HeadState, built: Built) -> None:
         return
     built.dims = (model.layers, model.heads)
     at = (layers.index(state.layer), state.head)
-    matrix = results.array_at("attention", *at).astype(np.float32)  # (T, T): what this head's views draw
     grid = model.grid
-    prefix = matrix.shape[0] - grid[0] * grid[1]
+    prefix = len(model.prefix_tokens)
+    tokens = prefix + grid[0] * grid[1]
     token = prefix + state.query if patch_of(state.query, grid) else model.prefix_tokens.index("cls")
     where = _query_text(state.query, grid)
-    built.figures[ids.HEAD_OVERLAY] = F.overlay_figure(
+
+    def matrix() -> np.ndarray:  # (T, T): what this head's views draw, read when a view is built
+        return results.array_at("attention", *at).astype(np.float32)
+
+    # built only when sent: a finished pruning job or a click on a mode redraws none of these
+    built.figures[ids.HEAD_OVERLAY] = lambda: F.overlay_figure(
         results.array("image"),
-        matrix[token, prefix:].reshape(grid),
+        matrix()[token, prefix:].reshape(grid),
         0.6,
         "Inferno",
         f"Attention of {where} · {_selection(state)}",
         marker=patch_of(state.query, grid),
     )
-    built.figures[ids.HEAD_MATRIX] = F.attention_matrix(matrix, prefix, token)
-    built.figures[ids.HEAD_VALUES] = F.value_histogram(
+    built.figures[ids.HEAD_MATRIX] = lambda: F.attention_matrix(matrix(), prefix, token)
+    built.figures[ids.HEAD_VALUES] = lambda: F.value_histogram(
         results.array_at("hist_counts", *at), results.array_at("hist_edges", *at)
     )
-    built.figures[ids.HEAD_BIPARTITE] = F.bipartite(
-        results.array_at("links", *at), matrix.shape[0], prefix, state.layer
+    built.figures[ids.HEAD_BIPARTITE] = lambda: F.bipartite(
+        results.array_at("links", *at), tokens, prefix, state.layer
     )
     built.caption.append(
         html.Span(
@@ -390,6 +396,7 @@ cosine of the final CLS embedding to the unpruned one."""
     "hp",
     (ids.HEAD_MODES, ids.HEAD_TOP5),
     waiting="Pruning L{state.layer} H{state.head} of image {state.image} partially ({kind} job {short}) …",
+    reads=("image", "layer", "head", "mode"),
 )
 def _pruning(results: Results, state: HeadState, built: Built) -> None:
     summary = results.summary
@@ -410,7 +417,7 @@ def _pruning(results: Results, state: HeadState, built: Built) -> None:
     modes = [str(m) for m in summary.get("modes") or [f"mode {i}" for i in range(len(values))]]
     mode = min(state.mode, len(modes) - 1)
     label, title = PRUNED[name]
-    built.figures[ids.HEAD_MODES] = F.pruning_modes(
+    built.figures[ids.HEAD_MODES] = lambda: F.pruning_modes(
         modes, values, mode, label, f"{title} · {_selection(state)}"
     )
     if objective.has_classes:
@@ -424,6 +431,6 @@ def _draw_top5(results: Results, modes: list[str], mode: int, built: Built) -> N
         built.figures[ids.HEAD_TOP5] = F.empty_figure("This job has no top-5 per pruning mode.")
         return
     names = [class_name(results.summary, int(i)) for i in top_idx[mode]]
-    built.figures[ids.HEAD_TOP5] = F.top5_bars(
+    built.figures[ids.HEAD_TOP5] = lambda: F.top5_bars(
         names, [float(p) for p in top_prob[mode]], f"Top-5 · {modes[mode]}"
     )

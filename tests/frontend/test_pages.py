@@ -39,10 +39,10 @@ def test_heads_overview_draws_every_view_from_finished_jobs(dash_app: Dash, api:
         head=3,
     )
     built = heads.build(api, state, set(state.job_ids().values()))
-    assert all(drawn(built.figures[name]) for name, _ in heads.GRAPHS)
+    assert all(drawn(built.figure(name)) for name, _ in heads.GRAPHS)
     assert len(built.image_options) == 6 and built.image_options[1]["label"].startswith("#1 square")
     cls = heads.build(api, state.replace(q="cls"), set(state.job_ids().values()))
-    assert "CLS" in cls.figures[ids.HEADS_PATTERNS].layout.title.text
+    assert "CLS" in cls.figure(ids.HEADS_PATTERNS).layout.title.text
 
 
 def test_heads_overview_says_which_job_it_waits_for(dash_app: Dash, api: ApiClient) -> None:
@@ -50,11 +50,11 @@ def test_heads_overview_says_which_job_it_waits_for(dash_app: Dash, api: ApiClie
 
     state = HeadsState(hi=submit(api, "head-importance"), ap=None, pat=submit(api, "attention-patterns"))
     built = heads.build(api, state, {state.hi or ""})
-    assert drawn(built.figures[ids.HEADS_IMPORTANCE])
-    assert "No attention-profile job" in built.figures[ids.HEADS_ENTROPY].layout.annotations[0].text
+    assert drawn(built.figure(ids.HEADS_IMPORTANCE))
+    assert "No attention-profile job" in built.figure(ids.HEADS_ENTROPY).layout.annotations[0].text
     assert (
         "Waiting for the attention-patterns job"
-        in built.figures[ids.HEADS_PATTERNS].layout.annotations[0].text
+        in built.figure(ids.HEADS_PATTERNS).layout.annotations[0].text
     )
 
 
@@ -80,9 +80,9 @@ def test_head_detail_derives_light_jobs_for_the_selection(dash_app: Dash, api: A
     other, _ = head.derive(api, derived.replace(layer=0, head=3))
     assert other.hd == derived.hd and other.hp != derived.hp  # another head: the image's job serves it
     built = head.build(api, derived, set(derived.job_ids().values()))
-    assert all(drawn(built.figures[name]) for name, _ in head.GRAPHS)
+    assert all(drawn(built.figure(name)) for name, _ in head.GRAPHS)
     assert built.dims == (3, 4)
-    overlay = built.figures[ids.HEAD_OVERLAY]
+    overlay = built.figure(ids.HEAD_OVERLAY)
     assert overlay.layout.shapes[0].x0 == pytest.approx(0.5)  # query 5 on a 4x4 grid is (1, 1)
 
 
@@ -92,8 +92,8 @@ def test_head_detail_fetches_the_slice_it_draws(dash_app: Dash, api: ApiClient, 
     state, _ = head.derive(api, HeadState(hi=submit(api, "head-importance"), layer=2, head=1, query=5))
     built = head.build(api, state, set(state.job_ids().values()))
     matrix = api.result(state.hd or "", "attention")[2, 1].astype(float)
-    np.testing.assert_allclose(built.figures[ids.HEAD_MATRIX].data[0].z, matrix)
-    np.testing.assert_allclose(built.figures[ids.HEAD_OVERLAY].data[1].z, matrix[1 + 5, 1:].reshape(4, 4))
+    np.testing.assert_allclose(built.figure(ids.HEAD_MATRIX).data[0].z, matrix)
+    np.testing.assert_allclose(built.figure(ids.HEAD_OVERLAY).data[1].z, matrix[1 + 5, 1:].reshape(4, 4))
     sliced = [at for job, name, at in fake_app.state.slices if job == state.hd and name == "attention"]
     assert (2, 1) in sliced
 
@@ -104,8 +104,8 @@ def test_cam_page_names_real_layers_and_shows_top5(dash_app: Dash, api: ApiClien
     state = CamState(job=submit(api, "eigencam"), layer=1)
     built = cam.build(api, state, {state.job or ""})
     assert built.layer_numbers == [0, 1, 2] and built.layer == 1
-    assert [t.type for t in built.figures[ids.CAM_OVERLAY].data] == ["image", "heatmap"]
-    assert list(built.figures[ids.CAM_TOP5].data[0].y)[-1] == "class 0"
+    assert [t.type for t in built.figure(ids.CAM_OVERLAY).data] == ["image", "heatmap"]
+    assert list(built.figure(ids.CAM_TOP5).data[0].y)[-1] == "class 0"
 
 
 def test_scanpath_page_draws_editable_boxes_and_the_target(dash_app: Dash, api: ApiClient) -> None:
@@ -113,7 +113,7 @@ def test_scanpath_page_draws_editable_boxes_and_the_target(dash_app: Dash, api: 
 
     state = ScanpathState(job=submit(api, "scanpath"))
     built = scanpath.build(api, state, {state.job or ""})
-    fig = built.figures[ids.SCAN_FIGURE]
+    fig = built.figure(ids.SCAN_FIGURE)
     assert len(fig.layout.shapes) == 4 and fig.layout.shapes[3].line.width == 3  # summary target = 3
 
 

@@ -33,13 +33,13 @@ def test_a_backbone_gets_a_note_instead_of_top5_and_gradcam(dash_app: Dash, api:
     layout = cam.body(state, built)
     for name in (ids.CAM_TOP5, ids.CAM_GRADCAM):
         assert find(layout, ids.card(name)).style == {"display": "none"}
-    assert not any(t.type == "bar" for name, _ in cam.GRAPHS for t in built.figures[name].data)
+    assert not any(t.type == "bar" for name, _ in cam.GRAPHS for t in built.figure(name).data)
     note = find(layout, ids.CAM_NO_CLASSIFIER)
     assert note is not None and note in built.notes
     assert text_of(note).startswith(f"No classifier: top-5 predictions and Grad-CAM need one ({BACKBONE}")
     assert "no class scores to rank or differentiate" in text_of(note)  # the job's own reason
     assert "Left out: top-5 predictions, Grad-CAM and Grad-CAM's randomized-weights check" in text_of(note)
-    assert built.figures[ids.CAM_ROLLOUT].data[-1].type == "heatmap"  # rollout needs no classifier
+    assert built.figure(ids.CAM_ROLLOUT).data[-1].type == "heatmap"  # rollout needs no classifier
 
 
 def test_a_classifier_keeps_its_top5_and_gradcam_panels(dash_app: Dash, api: ApiClient) -> None:
@@ -48,8 +48,8 @@ def test_a_classifier_keeps_its_top5_and_gradcam_panels(dash_app: Dash, api: Api
     state = CamState(job=cam_job(api))
     built = cam.build(api, state, {state.job or ""})
     assert not built.hidden and not built.notes
-    assert built.figures[ids.CAM_TOP5].data[0].type == "bar"
-    assert built.figures[ids.CAM_GRADCAM].data[-1].type == "heatmap"
+    assert built.figure(ids.CAM_TOP5).data[0].type == "bar"
+    assert built.figure(ids.CAM_GRADCAM).data[-1].type == "heatmap"
     assert find(cam.body(state, built), ids.card(ids.CAM_TOP5)).style == {}
 
 
@@ -61,14 +61,14 @@ def test_maps_of_an_upload_lie_in_its_crop_box_on_the_original(dash_app: Dash, a
     built = cam.build(api, state, {state.job or ""})
     assert built.originals
     assert find(cam.body(state, built), ids.CAM_PICTURE_FIELD).style == {}
-    picture, heat = built.figures[ids.CAM_OVERLAY].data
+    picture, heat = built.figure(ids.CAM_OVERLAY).data
     assert (picture.dx, picture.dy) == (1, 1)  # the original's own pixels
     x, y = np.asarray(heat.x), np.asarray(heat.y)
     # the fake's crop is the centre square: x 15..65, y 0..50, in 4 x 4 cells of 12.5 pixels
     np.testing.assert_allclose([x[0] - 6.25, x[-1] + 6.25, y[0] - 6.25, y[-1] + 6.25], [15, 65, 0, 50])
-    assert tuple(built.figures[ids.CAM_OVERLAY].layout.xaxis.range) == (0, 80)
+    assert tuple(built.figure(ids.CAM_OVERLAY).layout.xaxis.range) == (0, 80)
     crop = cam.build(api, state.replace(picture="crop"), {state.job or ""})
-    assert list(crop.figures[ids.CAM_OVERLAY].data[1].x) == [0, 1, 2, 3]  # patch coordinates again
+    assert list(crop.figure(ids.CAM_OVERLAY).data[1].x) == [0, 1, 2, 3]  # patch coordinates again
 
 
 def test_built_in_scenes_are_drawn_on_the_analysed_image(dash_app: Dash, api: ApiClient) -> None:
@@ -78,7 +78,7 @@ def test_built_in_scenes_are_drawn_on_the_analysed_image(dash_app: Dash, api: Ap
     built = cam.build(api, state, {state.job or ""})
     assert not built.originals
     assert find(cam.body(state, built), ids.CAM_PICTURE_FIELD).style == {"display": "none"}
-    assert list(built.figures[ids.CAM_OVERLAY].data[1].x) == [0, 1, 2, 3]
+    assert list(built.figure(ids.CAM_OVERLAY).data[1].x) == [0, 1, 2, 3]
 
 
 def test_cam_page_trust_panel_shows_the_jobs_faithfulness_and_verdicts(
@@ -89,15 +89,15 @@ def test_cam_page_trust_panel_shows_the_jobs_faithfulness_and_verdicts(
     job = cam_job(api)
     built = cam.build(api, CamState(job=job, layer=1, image=2), {job})
     summary = api.summary(job)
-    assert all(len(built.figures[name].data) > 0 and name not in built.hidden for name in cam.TRUST_GRAPHS)
-    by_layer = built.figures[ids.CAM_TRUST_AUC]
+    assert all(len(built.figure(name).data) > 0 and name not in built.hidden for name in cam.TRUST_GRAPHS)
+    by_layer = built.figure(ids.CAM_TRUST_AUC)
     eigen = [t for t in by_layer.data if t.name == "Eigen-CAM"]
     np.testing.assert_allclose(eigen[0].y, api.result(job, "deletion_auc")[:, :3].mean(0))
     np.testing.assert_allclose(eigen[1].y, summary["insertion_auc_by_method"][:3])
     assert {t.name for t in by_layer.data} >= {"Random map", "Centre prior", "Rollout", "Grad-CAM"}
-    curves = built.figures[ids.CAM_TRUST_CURVES]
+    curves = built.figure(ids.CAM_TRUST_CURVES)
     np.testing.assert_allclose(curves.data[0].y, api.result(job, "deletion_curve")[2, 1])  # image 2, layer 1
-    cascade = built.figures[ids.CAM_TRUST_CASCADE]
+    cascade = built.figure(ids.CAM_TRUST_CASCADE)
     np.testing.assert_allclose(
         cascade.data[0].y, np.abs(api.result(job, "cascade_rank_corr")[:, :, 1]).mean(0)
     )
@@ -128,6 +128,6 @@ def test_cam_page_of_a_backbone_judges_without_gradcam(dash_app: Dash, api: ApiC
 
     job = cam_job(api, BACKBONE)
     built = cam.build(api, CamState(job=job), {job})
-    names = {t.name for t in built.figures[ids.CAM_TRUST_AUC].data}
+    names = {t.name for t in built.figure(ids.CAM_TRUST_AUC).data}
     assert "Grad-CAM" not in names and "Random map" in names
     assert "CLS embedding cosine" in str(built.trust)

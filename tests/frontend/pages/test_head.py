@@ -31,7 +31,7 @@ def test_a_backbone_prunes_by_the_cls_cosine_and_has_no_top5_panel(dash_app: Das
 
     state, built = built_for(api, BACKBONE, probe=False)
     assert built.dims == (3, 4)  # from the model block: there is no accuracy_drop to measure
-    modes = built.figures[ids.HEAD_MODES]
+    modes = built.figure(ids.HEAD_MODES)
     assert "CLS embedding cosine per mode" in modes.layout.title.text
     np.testing.assert_allclose(modes.data[0].y, api.result(state.hp or "", "cls_cosine"))
     assert built.hidden == {ids.HEAD_TOP5}
@@ -46,7 +46,7 @@ def test_a_backbone_with_labels_still_prunes_by_the_cls_cosine(dash_app: Dash, a
     # a probe is fitted over a dataset; one image's pruning has none, and says so
     _state, built = built_for(api, BACKBONE)
     assert built.hidden == {ids.HEAD_TOP5} and built.notes[0].id == ids.HEAD_NO_CLASSIFIER
-    assert "CLS embedding cosine per mode" in built.figures[ids.HEAD_MODES].layout.title.text
+    assert "CLS embedding cosine per mode" in built.figure(ids.HEAD_MODES).layout.title.text
 
 
 def test_a_classifier_keeps_its_top5_and_class_probabilities(dash_app: Dash, api: ApiClient) -> None:
@@ -55,8 +55,33 @@ def test_a_classifier_keeps_its_top5_and_class_probabilities(dash_app: Dash, api
     state, built = built_for(api, "demo")
     assert not built.hidden and not built.notes
     assert (
-        built.figures[ids.HEAD_MODES].layout.title.text
+        built.figure(ids.HEAD_MODES).layout.title.text
         == "Partial pruning: probability of the class per mode · L1 H2 · image #0"
     )
-    assert list(built.figures[ids.HEAD_TOP5].data[0].y)[-1] == "disk"
+    assert list(built.figure(ids.HEAD_TOP5).data[0].y)[-1] == "disk"
     assert find(head.body(state, built), ids.card(ids.HEAD_TOP5)).style == {}
+
+
+def test_a_render_sends_only_the_graphs_whose_part_changed(dash_app: Dash, api: ApiClient) -> None:
+    from frontend.pages import head
+
+    attention = {ids.HEAD_OVERLAY, ids.HEAD_MATRIX, ids.HEAD_VALUES, ids.HEAD_BIPARTITE}
+    pruning = {ids.HEAD_MODES, ids.HEAD_TOP5}
+    state, shown = built_for(api, "demo")
+    everything = set(state.job_ids().values())
+    # the pruning job of a new head is still running: the attention views change, the modes wait
+    other, _ = head.derive(api, state.replace(head=3))
+    running = head.build(api, other, everything - {other.hp or ""})
+    assert head.PAGE.changed(running, shown.signatures) == attention | pruning
+    assert "Pruning L1 H3" in running.figure(ids.HEAD_MODES).layout.annotations[0].text
+    # it finishes: only its graphs are sent again
+    finished = head.build(api, other, everything | {other.hp or ""})
+    assert head.PAGE.changed(finished, running.signatures) == pruning
+    # another query patch is a slice of the attention job; another mode only redraws the pruning views
+    query = head.build(api, other.replace(query=7), everything | {other.hp or ""})
+    assert head.PAGE.changed(query, finished.signatures) == attention
+    mode = head.build(api, other.replace(mode=3), everything | {other.hp or ""})
+    assert head.PAGE.changed(mode, finished.signatures) == pruning
+    # nothing changed: nothing is sent, and a browser that shows nothing yet gets everything
+    assert head.PAGE.changed(finished, finished.signatures) == set()
+    assert head.PAGE.changed(finished, {}) == attention | pruning

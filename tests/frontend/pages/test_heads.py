@@ -31,7 +31,7 @@ def test_a_backbone_offers_only_task_free_metrics_and_says_why(dash_app: Dash, a
     menu = find(heads.body(state, built), ids.HEADS_METRIC)
     assert [o["value"] for o in menu.options] == TASK_FREE_METRICS and menu.value == "cls_cosine_drop"
     assert menu.options[0]["label"] == "CLS embedding change (1 − cos)"
-    assert "CLS embedding change (1 − cos)" in built.figures[ids.HEADS_IMPORTANCE].layout.title.text
+    assert "CLS embedding change (1 − cos)" in built.figure(ids.HEADS_IMPORTANCE).layout.title.text
     [note] = built.notes
     assert note.id == ids.HEADS_NO_CLASSIFIER
     text = text_of(note)
@@ -52,7 +52,7 @@ def test_a_backbone_line_shows_the_cls_cosine_and_no_invented_prediction(
 
     state = HeadsState(hi=importance_job(api, BACKBONE, probe=False), image=2)
     built = heads.build(api, state, {state.hi or ""})
-    line = built.figures[ids.HEADS_PROB_AFTER]
+    line = built.figure(ids.HEADS_PROB_AFTER)
     assert line.layout.title.text.startswith("CLS embedding cosine after pruning each head")
     expected = api.result(state.hi or "", "cls_cosine_after")[2].ravel()
     np.testing.assert_allclose(line.data[0].y, expected)
@@ -70,7 +70,7 @@ def test_a_probe_says_its_classes_come_from_it(dash_app: Dash, api: ApiClient) -
     assert "class metrics from a linear probe (held-out accuracy 0.87" in text_of(note).lower()
     assert built.metrics[:4] == ["accuracy_drop", "prob_drop", "loss_change", "taylor"]
     assert "cls_cosine_drop" in built.metrics and built.metric == "accuracy_drop"
-    assert built.figures[ids.HEADS_PROB_AFTER].layout.title.text.startswith("Probability after pruning")
+    assert built.figure(ids.HEADS_PROB_AFTER).layout.title.text.startswith("Probability after pruning")
     assert "→" in built.image_options[0]["label"]  # the probe's prediction
     assert "probe accuracy (its training images included) 0.900" in text_of(built.summary)
 
@@ -82,6 +82,6 @@ def test_a_classifier_shows_its_class_metrics_and_no_note(dash_app: Dash, api: A
     built = heads.build(api, state, {state.hi or ""})
     assert built.metrics == ["accuracy_drop", "prob_drop", "loss_change", "taylor", "layer_impact"]
     assert built.metric == "loss_change" and not built.notes and not built.hidden
-    assert "Loss change" in built.figures[ids.HEADS_IMPORTANCE].layout.title.text
-    assert built.figures[ids.HEADS_PROB_AFTER].layout.title.text.startswith("Probability after pruning")
+    assert "Loss change" in built.figure(ids.HEADS_IMPORTANCE).layout.title.text
+    assert built.figure(ids.HEADS_PROB_AFTER).layout.title.text.startswith("Probability after pruning")
     assert find(heads.body(state, built), ids.HEADS_NO_CLASSIFIER) is None
