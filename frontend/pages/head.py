@@ -31,6 +31,8 @@ from frontend.page import Graphs, ViewPage, Views
 from frontend.results import Results, class_name
 from frontend.settings import get_settings
 from frontend.state import HeadsState, HeadState, data_to_inputs, patch_from_click, patch_of, with_source
+from vitscope.contracts.cost import known_geometry
+from vitscope.contracts.errors import UserError
 from vitscope.contracts.kinds import ModelBlock
 
 GRAPHS: Graphs = (
@@ -139,7 +141,7 @@ def derive(api: ApiClient, state: HeadState) -> tuple[HeadState, str | None]:
             "head-detail",
             state.model,
             inputs,
-            {**base, "image": state.image, "layer": _detail_layer(api, state)},
+            {**base, "image": state.image, "layer": _detail_layer(api, state, base.get("image_size"))},
         )
         pruning = api.submit(
             "head-pruning",
@@ -183,14 +185,25 @@ def _input_size(overview: list[JobRecord]) -> dict[str, Any]:
     return {}
 
 
-def _detail_layer(api: ApiClient, state: HeadState) -> int | None:
+def _detail_layer(api: ApiClient, state: HeadState, image_size: int | None) -> int | None:
     """None (every layer, one job per image) when the matrices of all layers fit the dashboard's budget;
-    the selected layer when they do not, or when no finished job says how large the model is yet."""
+    the selected layer when they do not, or when the model's size is unknown: no finished job says
+    it, and the spec is not one whose size is known without loading it (a hub id, a folder)."""
     model = _model_block(api, state)
-    if model is None:
-        return state.layer
-    tokens = len(model.prefix_tokens) + model.grid[0] * model.grid[1]
-    size_mb = model.layers * model.heads * tokens**2 * 2 / 1e6
+    if model is not None:
+        layers, heads = model.layers, model.heads
+        tokens = len(model.prefix_tokens) + model.grid[0] * model.grid[1]
+    else:
+        try:
+            geometry = known_geometry(state.model or "")
+        except UserError:  # the API says what is wrong with the spec when the job is submitted
+            geometry = None
+        if geometry is None:
+            return state.layer
+        layers, heads = geometry.layers, geometry.heads
+        side = (image_size or geometry.image) // geometry.patch
+        tokens = geometry.prefix + side * side
+    size_mb = layers * heads * tokens**2 * 2 / 1e6
     return None if size_mb <= get_settings().frontend_head_detail_mb else state.layer
 
 

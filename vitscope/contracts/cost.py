@@ -74,6 +74,12 @@ class JobCost:
 
 def model_geometry(model: str) -> Geometry:
     """Return the geometry a model spec stands for (ViT-Base for a hub id or a folder)."""
+    return known_geometry(model) or UNKNOWN
+
+
+def known_geometry(model: str) -> Geometry | None:
+    """Return the geometry of a model spec vitscope knows without loading it (the demo, the offline
+    real backbone, random configs), None for a hub id or a folder."""
     parsed = parse_model_spec(model, check_folder=False)
     if parsed.kind == "demo":
         return DEMO
@@ -85,7 +91,7 @@ def model_geometry(model: str) -> Geometry:
             prefix = 5 if parsed.family.endswith("registers") else 1
             return size._replace(patch=_DINO_PATCH[parsed.size], prefix=prefix)
         return size._replace(prefix=2 if parsed.family == "deit-distilled" else 1)
-    return UNKNOWN
+    return None
 
 
 def pass_gflop(geometry: Geometry, image_size: int | None = None) -> float:

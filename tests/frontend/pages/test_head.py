@@ -85,3 +85,14 @@ def test_a_render_sends_only_the_graphs_whose_part_changed(dash_app: Dash, api: 
     # nothing changed: nothing is sent, and a browser that shows nothing yet gets everything
     assert head.PAGE.changed(finished, finished.signatures) == set()
     assert head.PAGE.changed(finished, {}) == attention | pruning
+
+
+def test_a_link_without_finished_jobs_still_asks_for_every_layer_of_a_known_model(
+    dash_app: Dash, api: ApiClient
+) -> None:
+    from frontend.pages import head
+
+    # the demo's size is known without a finished job: no one-layer job that a later click replaces
+    state, problem = head.derive(api, HeadState(model="demo", data=DATA["dataset"], layer=2, head=1))
+    assert problem is None
+    assert api.job(state.hd or "")["params"]["layer"] is None

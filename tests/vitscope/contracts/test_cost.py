@@ -57,3 +57,12 @@ def test_eigencam_faithfulness_costs_one_pass_per_map_curve_and_inner_step():
     scored = cost("eigencam", dataset="synthscenes:10", faithfulness_steps=4)
     maps = 6 + 2 + 2  # the demo's 6 layers, rollout and Grad-CAM, random and centre
     assert scored.passes - plain.passes == 2 + 2 * maps * 3
+
+
+def test_only_specs_known_without_loading_have_a_known_geometry() -> None:
+    from vitscope.contracts.cost import DEMO, UNKNOWN, known_geometry
+
+    assert known_geometry("demo") == DEMO
+    assert known_geometry("random:deit-distilled-tiny") == (12, 192, 3, 224, 16, 2)
+    assert known_geometry("google/vit-base-patch16-224") is None
+    assert model_geometry("google/vit-base-patch16-224") == UNKNOWN
