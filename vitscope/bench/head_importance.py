@@ -153,8 +153,7 @@ def _figures(lm: Any, n: int, args: argparse.Namespace, t_ours: float, device: s
     """vitscope's time and the FLOP accounting of its schedule against the bfloat16 peak."""
     layers, heads = lm.num_layers, lm.num_heads
     block = block_flops(lm)
-    resumed = n * heads * sum(layers - layer for layer in range(layers)) * block
-    schedule = resumed + n * layers * block  # plus the one clean pass per image
+    schedule = n * heads * resumed_flops(lm) + n * layers * block  # plus the one clean pass per image
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in environment(device)["device_name"]), None)
     achieved = schedule / t_ours / 1e12
     return {
@@ -176,6 +175,41 @@ def block_flops(lm: Any) -> float:
     tokens, width = lm.layout.n_tokens, int(lm.model.config.hidden_size)
     weights = sum(p.numel() for p in lm.parts.blocks[0].parameters() if p.dim() >= 2)
     return float(2 * tokens * weights + 2 * 2 * tokens * tokens * width)
+
+
+def resumed_flops(lm: Any) -> float:
+    """FLOPs of the resumed copies of one image and one head of every layer (sum over the ablated layer l).
+
+    A copy ablated at l runs blocks l..L-1, two of them cut (`vitscope.vit.analysis.head_importance`):
+    - block l resumes after its attention (where the model has `output_maps`): the MLP on every token
+      plus the rank-d correction context_h (T, d) @ W_O[h] (d, D); no Q/K/V, attention or O;
+    - the last block, for l < L-1 and a classifier reading R prefix rows (`readout_rows`): Q, K and V of
+      every token (the projections run inside the attention module, which stops at the attention
+      function once it has the keys and values, so every token's Q is computed too), then the whole
+      block on the R rows (their Q/K/V again, O, MLP) with their R x T attention rows. Copies ablated
+      at the last layer run it whole but for the attention skipped above (the layer impact reads it all).
+    Projections are D x D (heads x head_dim = D in the supported families); the MLP is the rest of the
+    block's weights. Norms, layer scales and residual adds are not counted (not matrix products).
+    """
+    from vitscope.vit.analysis.head_importance import output_maps, readout_rows
+
+    layers, heads = lm.num_layers, lm.num_heads
+    tokens, width = lm.layout.n_tokens, int(lm.model.config.hidden_size)
+    block = block_flops(lm)
+    weights = sum(p.numel() for p in lm.parts.blocks[0].parameters() if p.dim() >= 2)
+    projection = width * width
+    mlp = weights - 4 * projection
+    ablated = 2 * tokens * mlp + 2 * tokens * (width // heads) * width if output_maps(lm) else block
+    rows = readout_rows(lm)
+    last = (
+        2 * tokens * 3 * projection + 2 * len(rows) * weights + 2 * 2 * len(rows) * tokens * width
+        if rows
+        else block
+    )
+    total = 0.0
+    for layer in range(layers):
+        total += ablated if layer == layers - 1 else ablated + (layers - 2 - layer) * block + last
+    return total
 
 
 def _differences(naive: Any, ours: Any) -> dict:

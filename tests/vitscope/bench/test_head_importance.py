@@ -41,3 +41,12 @@ def test_tf32_block_restores_the_matmul_precision():
     with tf32():
         assert torch.get_float32_matmul_precision() == "high"
     assert torch.get_float32_matmul_precision() == before
+
+
+def test_schedule_count_credits_the_cut_blocks_only_where_they_apply():
+    from vitscope.bench.head_importance import block_flops, resumed_flops
+
+    vit, dinov2 = micro("vit"), micro("dinov2")  # same sizes; DINOv2's classifier reads the patches too
+    assert block_flops(vit) == block_flops(dinov2)
+    whole = sum(vit.num_layers - layer for layer in range(vit.num_layers)) * block_flops(vit)
+    assert resumed_flops(vit) < resumed_flops(dinov2) < whole

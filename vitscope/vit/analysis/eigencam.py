@@ -419,6 +419,7 @@ def _same_parts(original: nn.Module, clone: nn.Module, parts: ModelParts) -> Mod
         tuple(find(m) for m in parts.blocks),
         find(parts.embeddings),
         parts.block_returns_tuple,
+        parts.attention_arity,
     )
 
 

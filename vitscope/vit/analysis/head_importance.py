@@ -23,7 +23,16 @@ records the residual stream entering every block (and, with gates requiring grad
 the Taylor gradients from backward passes of that one graph). Ablating a head of layer l cannot
 change anything before l, so every ablated run resumes from the cached stream at l, with the
 image x head copies folded into the batch and a per-copy gate zeroing one head:
-sum_l (L - l) blocks per head instead of L, in large batches. With `dtype="bfloat16"` the
+sum_l (L - l) blocks per head instead of L, in large batches. Two exact cuts make those blocks
+cheaper. Zeroing head h of layer l changes the attention module's output only by head h's share,
+context_h @ W_O[h] (`output_maps`), so the clean pass also records each layer's per-head context and
+attention output, and a copy resumes inside block l after its attention: attention output minus
+that rank-d_head term, then the block's MLP (no Q/K/V, attention or output projection at l). And a
+classifier whose logits read only prefix tokens (`readout_rows`: ViT's CLS, distilled DeiT's CLS and
+distillation tokens) needs no other row of the last block, so copies ablated before it compute the
+last block's keys and values for every token but the rest of it for those rows only
+(`intervene(last_rows=...)`); copies ablated at the last layer run it whole (its output is the
+layer impact's). With `dtype="bfloat16"` the
 resumed passes run on a cast copy; copies whose top-1 decision is within the bfloat16 error
 of a tie are re-run in float32 (on CUDA through TF32 first, and in full float32 only where
 still within TF32's error of a tie), so accuracy drops are float32's.
@@ -36,6 +45,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +58,7 @@ from vitscope.vit.analysis.precision import model_in
 from vitscope.vit.analysis.probe import ProbeFit, probe_on
 from vitscope.vit.data.inputs import ImageSource, SynthSource
 from vitscope.vit.models import LoadedModel, TokenLayout, intervene
+from vitscope.vit.models.hooks import output_map
 from vitscope.vit.models.probe import probe_head, with_probe
 
 log = logging.getLogger(__name__)
@@ -176,7 +187,8 @@ class CleanPass:
     `logits` (B, C) and `target` (B,) with a class head, `features` (B, T, D) for a backbone, else None;
     `residuals[l]` the stream entering block l and `outputs[l]` block l's output, each (B, T, D);
     `taylor` (B, L, H) |dL/d gate| per image, `embedding_taylor` (B, L, H) the task-free estimate
-    (see `embedding_taylor`), or None.
+    (see `embedding_taylor`), or None; `contexts[l]` (B, T, H, d) what layer l's attention function
+    returned and `attention[l]` (B, T, D) what its attention module returned (for `output_maps`).
     """
 
     logits: torch.Tensor | None
@@ -186,6 +198,8 @@ class CleanPass:
     taylor: torch.Tensor | None
     features: torch.Tensor | None = None
     embedding_taylor: torch.Tensor | None = None
+    contexts: list[torch.Tensor] | None = None
+    attention: list[torch.Tensor] | None = None
 
     @property
     def size(self) -> int:
@@ -217,7 +231,9 @@ def clean_pass(
     every = range(lm.num_layers)
     with (
         torch.set_grad_enabled(taylor),
-        intervene(lm.parts, head_gates=gates, record_residuals=True, record_outputs=every) as rec,
+        intervene(
+            lm.parts, head_gates=gates, record_residuals=True, record_outputs=every, record_attention=True
+        ) as rec,
     ):
         out = read(lm, pixels)
     target = None if out.logits is None else torch.where(labels >= 0, labels, out.logits.detach().argmax(-1))
@@ -226,7 +242,9 @@ def clean_pass(
     outputs = [rec.outputs[layer].detach() for layer in every]
     logits = None if out.logits is None else out.logits.detach()
     features = None if out.features is None else out.features.detach().float()
-    return CleanPass(logits, target, residuals, outputs, grads, features, estimate)
+    contexts = [rec.contexts[layer].detach() for layer in every]
+    attention = [rec.attention_outputs[layer].detach() for layer in every]
+    return CleanPass(logits, target, residuals, outputs, grads, features, estimate, contexts, attention)
 
 
 def _estimates(
@@ -302,6 +320,142 @@ def measure(
     return measured
 
 
+@dataclass(frozen=True)
+class Cuts:
+    """What makes a model's resumed copies cheaper, found by probes of the model itself (not its type):
+    `rows` its `readout_rows`, `maps` its `output_maps`; None where that cut does not apply.
+
+    Probed per `ablate_batch` (a few milliseconds on a GPU), not cached on the model: weights moved or
+    edited in place between runs must not meet a stale output projection.
+    """
+
+    rows: tuple[int, ...] | None
+    maps: list[torch.Tensor] | None
+
+
+def cuts_for(lm: LoadedModel) -> Cuts:
+    """The `Cuts` that apply to `lm`, in its dtype and on its device."""
+    return Cuts(readout_rows(lm), output_maps(lm))
+
+
+@torch.no_grad()
+def output_maps(lm: LoadedModel) -> list[torch.Tensor] | None:
+    """Per layer, the map (H, d, D) of `hooks.output_map` in `lm`'s dtype: the attention module's output is
+    sum_h context_h @ map[h] + a constant (the output projection); None where it is not an affine map per
+    token or resuming inside a block with it does not give what gating the head gives (then the copies
+    run the ablated layer's block whole, gated)."""
+    width, heads = int(lm.model.config.hidden_size), lm.num_heads
+    last = lm.num_layers - 1
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(2, lm.layout.n_tokens, width, generator=gen).to(lm.device, lm.dtype)
+    with intervene(lm.parts, start=(last, hidden), record_attention=[last]) as rec:
+        lm.features(lm.blank_pixels(2))
+    head_dim = rec.contexts[last].shape[-1]
+    maps = []
+    tolerance = torch.finfo(torch.float32).eps ** 0.5
+    for layer, attention in enumerate(lm.parts.attention):
+        weight, _offset, error = output_map(attention, heads, head_dim, width)
+        if not error <= tolerance:
+            log.warning(
+                "%s: layer %d's attention output is not affine in its context: no skip", lm.spec, layer
+            )
+            return None
+        maps.append(weight.to(lm.dtype))
+    # the whole path once: resumed inside the last block with head 0's share taken out, against gating it
+    gates = torch.ones(2, heads, device=lm.device, dtype=lm.dtype)
+    gates[:, 0] = 0
+    gated = lm.resume(last, hidden, features=True, head_gates={last: gates})
+    skipped = rec.attention_outputs[last] - rec.contexts[last][:, :, 0] @ maps[last][0]
+    resumed = lm.resume(last, hidden, features=True, attention_outputs={last: skipped})
+    error = float((resumed - gated).abs().max() / gated.abs().max().clamp_min(torch.finfo(lm.dtype).tiny))
+    if not error <= torch.finfo(lm.dtype).eps ** 0.5:
+        log.warning("%s: resuming after the attention is off by %.3g: no skip", lm.spec, error)
+        return None
+    return maps
+
+
+@torch.no_grad()
+def readout_rows(lm: LoadedModel) -> tuple[int, ...] | None:
+    """The prefix tokens whose final features a classifier's logits read when they read no other token
+    (ViT, DeiT: the CLS token; distilled DeiT: CLS and distillation), else None: a classifier that reads
+    patches too (DINOv2's: CLS and the patches' mean) and a backbone, whose final features are measured
+    whole (the patch change; a probe reads them too).
+
+    Found by passes resumed at the last block on a random stream: a row is left out when noise written
+    over it (and over every other row left out) leaves the logits bit for bit the same; then checked
+    against the full block.
+    """
+    if not lm.classifier:
+        return None
+    last, n_tokens = lm.num_layers - 1, lm.layout.n_tokens
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(2, n_tokens, int(lm.model.config.hidden_size), generator=gen)
+    hidden = hidden.to(lm.device, lm.dtype)
+    noise = torch.randn(hidden.shape, generator=gen).to(lm.device, lm.dtype)
+    clean = lm.resume(last, hidden)
+
+    def unchanged(kept: list[int]) -> bool:
+        mask = torch.ones(n_tokens, dtype=torch.bool, device=lm.device)
+        mask[kept] = False
+
+        def overwrite(_m: torch.nn.Module, _args: Any, out: Any) -> Any:
+            first = out[0] if isinstance(out, tuple) else out
+            first = torch.where(mask[:, None], noise, first)
+            return (first, *out[1:]) if isinstance(out, tuple) else first
+
+        handle = lm.parts.blocks[-1].register_forward_hook(overwrite)
+        try:
+            return torch.equal(lm.resume(last, hidden), clean)
+        finally:
+            handle.remove()
+
+    rows = list(range(lm.layout.n_prefix))
+    if not unchanged(rows):
+        return None
+    for row in list(rows):
+        if len(rows) > 1 and unchanged([r for r in rows if r != row]):
+            rows.remove(row)
+    cut = lm.resume(last, hidden, last_rows=rows)
+    error = (cut - clean).abs().max() / clean.abs().max().clamp_min(torch.finfo(lm.dtype).tiny)
+    if not error <= torch.finfo(lm.dtype).eps ** 0.5:
+        log.warning(
+            "%s: the last block on its read rows alone is off by %.3g: computing it whole", lm.spec, error
+        )
+        return None
+    return tuple(rows)
+
+
+@dataclass
+class LayerCache:
+    """One layer's clean tensors in the resumed passes' dtype: `stream` (B, T, D) entering the block and,
+    where the clean pass recorded them, `context` (B, T, H, d) and `attention` (B, T, D) (see `CleanPass`)."""
+
+    stream: torch.Tensor
+    context: torch.Tensor | None = None
+    attention: torch.Tensor | None = None
+
+
+def layer_cache(clean: CleanPass, layer: int, dtype: torch.dtype) -> LayerCache:
+    """`clean`'s tensors of `layer` cast to `dtype` (once per layer, not per chunk)."""
+    cache = LayerCache(clean.residuals[layer].to(dtype))
+    if clean.contexts is not None and clean.attention is not None:
+        cache.context, cache.attention = clean.contexts[layer].to(dtype), clean.attention[layer].to(dtype)
+    return cache
+
+
+def _skipped_attention(
+    cache: LayerCache, head_map: torch.Tensor, samples: torch.Tensor, heads: torch.Tensor
+) -> torch.Tensor:
+    """The attention outputs (n, T, D) of the copies, head heads[i] zeroed on image samples[i]: the clean
+    output less that head's share, context_h (T, d) @ map[h] (d, D), one product per head ablated."""
+    assert cache.context is not None and cache.attention is not None
+    out = cache.attention[samples]
+    for head in heads.unique().tolist():
+        at = (heads == head).nonzero(as_tuple=True)[0]
+        out.index_add_(0, at, cache.context[samples[at], :, head] @ head_map[head], alpha=-1)
+    return out
+
+
 @torch.no_grad()
 def ablate_pairs(
     lm: LoadedModel,
@@ -309,19 +463,32 @@ def ablate_pairs(
     clean: CleanPass,
     samples: torch.Tensor,
     heads: torch.Tensor,
-    stream: torch.Tensor | None = None,
+    cache: LayerCache | None = None,
+    cuts: Cuts | None = None,
 ) -> dict[str, torch.Tensor]:
     """Ablate head heads[i] of `layer` on image samples[i], resuming at `layer`; return the `measure`
     outcomes and `impact`, each (n,).
 
-    The copies run as one batch in `lm`'s dtype, gated at `layer` only (gates (n, H)); `stream`
-    (B, T, D) is the clean stream entering `layer` already in `lm`'s dtype (default: cast here).
+    The copies run as one batch in `lm`'s dtype; `cache` holds `clean`'s tensors of `layer` already
+    in that dtype (default: cast here); `cuts` what applies to `lm` (default: `cuts_for(lm)`, probed
+    here). With `output_maps`, the copies resume inside block `layer` after its attention (each copy's
+    attention output less its head's share); without, they run it gated (gates (n, H)). Ablated
+    before the last layer, a classifier's copies compute the last block for its `readout_rows` only;
+    ablated at the last layer they need all of it (its output is the impact's).
     """
     n = samples.numel()
-    gates = torch.ones(n, lm.num_heads, device=samples.device, dtype=lm.dtype)
-    gates[torch.arange(n, device=samples.device), heads] = 0
-    hidden = (clean.residuals[layer] if stream is None else stream)[samples].to(lm.dtype)
-    with intervene(lm.parts, start=(layer, hidden), head_gates={layer: gates}, record_outputs=[layer]) as rec:
+    cache = cache or layer_cache(clean, layer, lm.dtype)
+    cuts = cuts or cuts_for(lm)
+    hidden = cache.stream[samples]
+    inside: dict[str, Any] = {}
+    if cuts.maps is not None and cache.context is not None:
+        inside["attention_outputs"] = {layer: _skipped_attention(cache, cuts.maps[layer], samples, heads)}
+    else:
+        gates = torch.ones(n, lm.num_heads, device=samples.device, dtype=lm.dtype)
+        gates[torch.arange(n, device=samples.device), heads] = 0
+        inside["head_gates"] = {layer: gates}
+    rows = cuts.rows if layer < lm.num_layers - 1 else None
+    with intervene(lm.parts, start=(layer, hidden), record_outputs=[layer], last_rows=rows, **inside) as rec:
         out = read(lm, lm.blank_pixels(n))
     ref = clean.outputs[layer][samples]
     # a mixed-dtype difference is computed in float32 without a float32 copy of the copies' outputs
@@ -371,10 +538,11 @@ def ablate_batch(
     """
     grid = _Grid((clean.size, lm.num_layers, lm.num_heads), clean.device)
     pairs = _all_pairs(clean.size, lm.num_heads, clean.device)
+    cuts = cuts_for(fast)
     for layer in range(lm.num_layers):
-        stream = clean.residuals[layer].to(fast.dtype)  # cast once per layer, not per chunk
+        cache = layer_cache(clean, layer, fast.dtype)
         for samples, heads in _chunks(*pairs, chunk_size):
-            grid.fill(layer, samples, heads, ablate_pairs(fast, layer, clean, samples, heads, stream))
+            grid.fill(layer, samples, heads, ablate_pairs(fast, layer, clean, samples, heads, cache, cuts))
     decisions = "margin" in grid.values
     rechecked = _recheck(lm, fast, clean, grid, chunk_size) if recheck and decisions and fast is not lm else 0
     return _stats(clean, grid), rechecked
@@ -389,20 +557,25 @@ def _recheck(lm: LoadedModel, fast: LoadedModel, clean: CleanPass, grid: _Grid, 
     """
     near = grid.values["margin"].abs() <= RECHECK_FACTOR * _clean_error(fast, clean)
     count = int(near.sum())
+    if not count:
+        return 0
+    cuts = cuts_for(lm)  # probed in full float32: a TF32 output map would carry TF32's rounding
     if lm.device.type == "cuda":
         with tf32():
-            _rerun(lm, clean, grid, near, chunk_size)
+            _rerun(lm, clean, grid, near, chunk_size, cuts)
             near &= grid.values["margin"].abs() <= RECHECK_FACTOR * _clean_error(lm, clean)
-    _rerun(lm, clean, grid, near, chunk_size)
+    _rerun(lm, clean, grid, near, chunk_size, cuts)
     return count
 
 
-def _rerun(lm: LoadedModel, clean: CleanPass, grid: _Grid, which: torch.Tensor, chunk_size: int) -> None:
+def _rerun(
+    lm: LoadedModel, clean: CleanPass, grid: _Grid, which: torch.Tensor, chunk_size: int, cuts: Cuts
+) -> None:
     """Ablate again, in `lm`, the copies marked in `which` (B, L, H) bool, overwriting their outcomes."""
     for layer in range(lm.num_layers):
         samples, heads = which[:, layer].nonzero(as_tuple=True)
         for s, h in _chunks(samples, heads, chunk_size):
-            grid.fill(layer, s, h, ablate_pairs(lm, layer, clean, s, h))
+            grid.fill(layer, s, h, ablate_pairs(lm, layer, clean, s, h, cuts=cuts))
 
 
 @contextmanager

@@ -345,7 +345,9 @@ def _probe(model: PreTrainedModel, size: tuple[int, int]) -> tuple[ModelParts, T
     first_block = next(e for e in events if e[0] is blocks[0])
     first_input = first_block[1][0] if first_block[1] else first_block[2]["hidden_states"]
     embeddings = _embeddings_of(blocks[0], events, first_input)
-    parts = ModelParts(tuple(calls), tuple(blocks), embeddings, isinstance(first_block[3], tuple))
+    attention_out = next(e[3] for e in events if e[0] is calls[0])
+    arity = len(attention_out) if isinstance(attention_out, tuple) else 0
+    parts = ModelParts(tuple(calls), tuple(blocks), embeddings, isinstance(first_block[3], tuple), arity)
     return parts, _layout_of(config, first_input.shape[1], size)
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.utils.models import micro, micro_backbone
+from tests.utils.models import FAMILIES, micro, micro_backbone
 from vitscope.contracts.kinds import check_result
 from vitscope.contracts.kinds.head_importance import KIND, HeadImportanceParams
 from vitscope.vit.analysis import head_importance as hi
@@ -18,7 +18,8 @@ from vitscope.vit.analysis import probe
 from vitscope.vit.analysis.precision import model_in
 from vitscope.vit.data.inputs import Batch, EncodedSource, SynthSource
 from vitscope.vit.data.synthscenes import CATEGORIES
-from vitscope.vit.models import load_model
+from vitscope.vit.models import intervene, load_model
+from vitscope.vit.models.hooks import probe_attention_calls
 from vitscope.vit.models.probe import with_probe
 
 LABELS = np.array([0, 3, -1, 5, 1, -1, 2])  # -1: unlabelled, scored against the clean prediction
@@ -70,6 +71,107 @@ def test_exact_ablation_equals_one_full_forward_per_masked_head(family):
     np.testing.assert_allclose(got.arrays["prob_after"], ref.prob_after.numpy(), atol=2e-6)
     np.testing.assert_allclose(got.arrays["prob_base"], ref.prob_base.numpy(), atol=2e-6)
     assert np.abs(got.arrays["prob_drop"]).max() > 1e-4  # ablation changed something
+
+
+# --- the cheaper resumed copies: last block on the read rows only, ablated layer after its attention ---
+
+READ_ROWS = {"vit": (0,), "deit": (0,), "deit-distilled": (0, 1), "dinov2": None, "dinov2-registers": None}
+"""The tokens each family's classifier reads: CLS; distilled DeiT averages its CLS and distillation
+heads; DINOv2's classifier reads CLS and the mean of the patches (no cut)."""
+
+
+def naive_outcomes(lm, clean, pixels):
+    """name -> (B, L, H): the `measure` outcomes (margin included) and layer impact of one full forward
+    per head, gated to zero, nothing resumed or cut."""
+    samples = torch.arange(len(pixels))
+    grid = hi._Grid((len(pixels), lm.num_layers, lm.num_heads), pixels.device)
+    for layer in range(lm.num_layers):
+        for head in range(lm.num_heads):
+            gates = torch.ones(1, lm.num_layers, lm.num_heads)
+            gates[0, layer, head] = 0
+            with torch.no_grad(), intervene(lm.parts, head_gates=gates, record_outputs=[layer]) as rec:
+                out = hi.read(lm, pixels)
+            ref = clean.outputs[layer].flatten(1)
+            impact = (rec.outputs[layer].flatten(1) - ref).norm(dim=-1) / ref.norm(dim=-1)
+            outcomes = {"impact": impact, **hi.measure(lm, clean, samples, out)}
+            grid.fill(layer, samples, torch.full_like(samples, head), outcomes)
+    return grid.values
+
+
+def resumed_outcomes(lm, clean, chunk_size=5):
+    """The same outcomes from the schedule (`ablate_pairs`, chunks mixing heads and images)."""
+    grid = hi._Grid((clean.size, lm.num_layers, lm.num_heads), clean.device)
+    pairs = hi._all_pairs(clean.size, lm.num_heads, clean.device)
+    for layer in range(lm.num_layers):
+        for samples, heads in hi._chunks(*pairs, chunk_size):
+            grid.fill(layer, samples, heads, hi.ablate_pairs(lm, layer, clean, samples, heads))
+    return grid.values
+
+
+@pytest.mark.parametrize("backbone", [False, True], ids=["classifier", "backbone"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_cheaper_copies_give_the_outcomes_of_one_full_forward_per_head(family, backbone):
+    lm = micro_backbone(family) if backbone else micro(family)
+    assert hi.readout_rows(lm) == (None if backbone else READ_ROWS[family])
+    assert hi.output_maps(lm) is not None  # every family resumes after the ablated layer's attention
+    (pixels, labels), *_ = batches_of(lm, source(), 7)
+    clean = hi.clean_pass(lm, pixels, labels, taylor=False)
+    assert clean.contexts is not None and clean.attention is not None
+    got, ref = resumed_outcomes(lm, clean), naive_outcomes(lm, clean, pixels)
+    expected = {"impact", "cos", "patch"} if backbone else {"impact", "prob", "loss", "correct", "margin"}
+    assert set(got) == set(ref) == expected
+    for name in ("impact", "prob", "loss", "margin", "cos", "patch"):
+        if name in ref:
+            torch.testing.assert_close(got[name], ref[name], atol=2e-6, rtol=1e-5, msg=name)
+    if not backbone:
+        near_tie = ref["margin"].abs() < 1e-5
+        assert torch.equal(got["correct"][~near_tie], ref["correct"][~near_tie])
+        assert (ref["prob"] - hi.score(clean.logits, clean.target).prob[:, None, None]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("family", ["vit", "deit-distilled", "dinov2"])
+def test_copies_skip_the_ablated_attention_and_run_the_last_one_on_the_read_rows(family):
+    lm = micro(family)
+    (pixels, labels), *_ = batches_of(lm, source(), 3)
+    clean = hi.clean_pass(lm, pixels, labels, taylor=False)
+    rows = READ_ROWS[family]
+    samples, heads = torch.tensor([0, 2, 1]), torch.tensor([1, 3, 0])
+    last, cuts = lm.parts.attention[-1], hi.cuts_for(lm)
+    with probe_attention_calls() as calls:
+        hi.ablate_pairs(lm, 0, clean, samples, heads, cuts=cuts)
+    # no attention at the ablated layer; the last block's keys and values, then its read rows
+    assert calls == ([last, last] if rows else [last])
+    with probe_attention_calls() as calls:
+        hi.ablate_pairs(lm, 1, clean, samples, heads, cuts=cuts)
+    assert calls == []
+    hidden = clean.residuals[1]
+    with torch.no_grad(), intervene(lm.parts, start=(1, hidden), last_rows=rows or [0]) as rec:
+        cut = lm.features(lm.blank_pixels(len(hidden)))
+    full = lm.resume(1, hidden, features=True)
+    kept = list(rows or [0])
+    torch.testing.assert_close(cut[:, kept], full[:, kept], atol=1e-6, rtol=1e-5)
+    assert rec.outputs == {}
+
+
+def test_last_rows_refuse_a_last_layer_that_is_captured_or_recorded():
+    lm = micro("vit")
+    last = lm.num_layers - 1
+    for kwargs in ({"capture": [last]}, {"record_outputs": [last]}):
+        with pytest.raises(ValueError, match="last_rows"), intervene(lm.parts, last_rows=[0], **kwargs):
+            pass
+
+
+def test_bfloat16_copies_with_the_cuts_stay_close_to_the_float32_loop():
+    lm = micro("deit-distilled")
+    fast = model_in(lm, "bfloat16")
+    assert hi.readout_rows(fast) == (0, 1) and hi.output_maps(fast) is not None
+    (pixels, labels), *_ = batches_of(lm, source(), 7)
+    clean = hi.clean_pass(lm, pixels, labels, taylor=False)
+    half, _ = hi.ablate_batch(lm, fast, clean, chunk_size=6)
+    exact = hi.naive_ablation(lm, [(pixels, labels)])
+    torch.testing.assert_close(half.per_head()["accuracy_drop"], exact.per_head()["accuracy_drop"])
+    torch.testing.assert_close(half.prob_after, exact.prob_after, atol=0.02, rtol=0)
+    torch.testing.assert_close(half.impact, exact.impact, atol=0.02, rtol=0.05)
 
 
 def test_bfloat16_with_recheck_keeps_float32_accuracy_drops(vit_result):
