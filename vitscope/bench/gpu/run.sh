@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Every vitscope benchmark on one GPU machine, as JSON lines in $OUT/benches.jsonl.
 #
-#   bash vitscope/bench/gpu/run.sh [all|profile]      (from the repository root; OUT defaults to ./out)
+#   bash vitscope/bench/gpu/run.sh [all|core|trust|profile]   (from the repository root; OUT defaults to ./out)
 #
 # Installs, offline and without dependency resolution, exactly the wheels listed in
 # vitscope/bench/gpu/requirements-gpu.txt from .whl/ (see that file for how to fetch them), records
 # the machine and library versions, then runs each step under a time limit; a failing step is logged
-# and the others still run. `profile` runs the GPU profile (vitscope/bench/gpu/hotspots.py) first.
+# and the others still run. `core`: the speed benches (head importance, Eigen-CAM, the run path, the
+# stack, the CUDA tests, capture, profiles, patterns); `trust`: the faithfulness bench and the
+# 500-image held-out localization report; `all` both (over ten minutes: one device call allows ten, so
+# run `trust` and `core` as two calls). `profile` runs the GPU profile (vitscope/bench/gpu/hotspots.py)
+# and the core benches without the float32 naive loop.
 # Outputs: benches.jsonl, env.txt, tests.txt, profile.txt and logs.tgz (each step's stderr).
 set -u
 MODE=${1:-all}
@@ -54,6 +58,16 @@ if [ "$MODE" = profile ]; then
   grep '^{' "$OUT/profile.txt"; tail -3 "$LOGS/profile.err"
 fi
 
+if [ "$MODE" = all ] || [ "$MODE" = trust ]; then
+  step faithfulness_bf16 120 $V bench faithfulness --model random:vit-base --images 256 --device cuda --dtype bfloat16
+  step faithfulness_fp32 240 $V bench faithfulness --model random:vit-base --images 256 --device cuda \
+    --dtype float32 --repeats 1
+  # the 500-image held-out localization report (#17), kept whole in $OUT
+  wall eval_localization_500 300 $V eval-localization demo --dataset synthscenes:500:seed=99 \
+    --device cuda --json && cp "$LOGS/eval_localization_500.json" "$OUT/"
+fi
+[ "$MODE" = trust ] && { tar -czf "$OUT/logs.tgz" -C "$LOGS" .; exit 0; }
+
 # where a `vitscope run` spends its time before the analysis: imports, model load, CUDA start
 step startup 120 python3 -c "
 import json, time
@@ -74,19 +88,22 @@ HI="bench head-importance --model random:vit-base --images 256 --device cuda --d
 [ "$MODE" = profile ] && HI="$HI --skip-fp32-naive"
 step head_importance 240 $V $HI
 step eigencam_256 120 $V bench eigencam --model random:vit-base --images 256 --device cuda --dtype bfloat16 --batch-size 256
-[ "$MODE" = all ] && step eigencam_64 120 $V bench eigencam --model random:vit-base --images 256 --device cuda --dtype bfloat16 --batch-size 64
+[ "$MODE" != profile ] && step eigencam_64 120 $V bench eigencam --model random:vit-base --images 256 --device cuda --dtype bfloat16 --batch-size 64
 wall run_head_importance_1000 120 $V run head-importance --model random:vit-base --dataset synthscenes:1000 \
   --param dtype='"bfloat16"' --out /tmp/run-hi --json
-wall run_eigencam_1000 120 $V run eigencam --model random:vit-base --dataset synthscenes:1000 --out /tmp/run-cam --json
-[ "$MODE" = all ] && wall run_eigencam_1000_batch256 120 $V run eigencam --model random:vit-base --dataset synthscenes:1000 \
-  --param batch_size=256 --out /tmp/run-cam256 --json
+# with baselines and the sanity check, as issue 16 measures it; faithfulness (on by default since) has
+# its own bench above, and at 8 steps it is about 226 forwards per image
+wall run_eigencam_1000 120 $V run eigencam --model random:vit-base --dataset synthscenes:1000 \
+  --param faithfulness=false --out /tmp/run-cam --json
+[ "$MODE" != profile ] && wall run_eigencam_1000_batch256 120 $V run eigencam --model random:vit-base \
+  --dataset synthscenes:1000 --param batch_size=256 --param faithfulness=false --out /tmp/run-cam256 --json
 step job 300 $V bench job --kind head-importance --model random:vit-base --dataset synthscenes:1000 \
   --param dtype='"bfloat16"' --device cuda
 start=$(date +%s)
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/vitscope/vit/analysis/test_fused_rings.py \
   tests/vitscope/vit/analysis/test_attention_profile.py > "$OUT/tests.txt" 2>&1
 echo "CUDA tests: $(tail -1 "$OUT/tests.txt") in $(($(date +%s) - start)) s" | tee -a "$OUT/tests.txt"
-if [ "$MODE" = all ]; then
+if [ "$MODE" != profile ]; then
   for dt in float32 bfloat16; do
     step capture_$dt 60 python3 -c "
 import argparse
