@@ -100,16 +100,21 @@ def _compare(
     lm: Any, fast: Any, batches: list[tuple[Any, Any]], args: argparse.Namespace, device: str
 ) -> list[dict]:
     """Time vitscope and the naive loops (after a warm-up on two images); return the JSON lines."""
-    from vitscope.vit.analysis.head_importance import AblationStats, ablate_batch, clean_pass, naive_ablation
+    from vitscope.vit.analysis.head_importance import (
+        AblationStats,
+        CutsOnce,
+        ablate_batch,
+        clean_pass,
+        naive_ablation,
+    )
 
     got: dict[str, Any] = {"rechecked": 0}
 
     def ours(work: list[tuple[Any, Any]]) -> AblationStats:
-        parts = []
+        parts, cuts = [], CutsOnce()  # probed once per run, inside the timing, as a job does
         for pixels, labels in work:
-            stats, rechecked = ablate_batch(
-                lm, fast, clean_pass(lm, pixels, labels, taylor=False), args.chunk_size, not args.no_recheck
-            )
+            clean = clean_pass(lm, pixels, labels, taylor=False)
+            stats, rechecked = ablate_batch(lm, fast, clean, args.chunk_size, not args.no_recheck, cuts)
             parts.append(stats)
             got["rechecked"] += rechecked
         return AblationStats.cat(parts)

@@ -325,8 +325,8 @@ class Cuts:
     """What makes a model's resumed copies cheaper, found by probes of the model itself (not its type):
     `rows` its `readout_rows`, `maps` its `output_maps`; None where that cut does not apply.
 
-    Probed per `ablate_batch` (a few milliseconds on a GPU), not cached on the model: weights moved or
-    edited in place between runs must not meet a stale output projection.
+    Probed once per run (`CutsOnce`), not cached on the model: weights moved or edited in place
+    between runs must not meet a stale output projection.
     """
 
     rows: tuple[int, ...] | None
@@ -336,6 +336,21 @@ class Cuts:
 def cuts_for(lm: LoadedModel) -> Cuts:
     """The `Cuts` that apply to `lm`, in its dtype and on its device."""
     return Cuts(readout_rows(lm), output_maps(lm))
+
+
+class CutsOnce:
+    """The `Cuts` of each model one run ablates in (the fast copy, and the float32 model of the
+    re-check), probed on first use and kept for the run: probing syncs the device and costs a few
+    passes, and within a run the weights do not change."""
+
+    def __init__(self) -> None:
+        self._found: dict[int, tuple[LoadedModel, Cuts]] = {}
+
+    def of(self, lm: LoadedModel) -> Cuts:
+        """`cuts_for(lm)`, probed the first time this run asks for `lm`."""
+        if id(lm) not in self._found:
+            self._found[id(lm)] = (lm, cuts_for(lm))  # the model is kept: its id stays its own
+        return self._found[id(lm)][1]
 
 
 @torch.no_grad()
@@ -447,13 +462,11 @@ def _skipped_attention(
     cache: LayerCache, head_map: torch.Tensor, samples: torch.Tensor, heads: torch.Tensor
 ) -> torch.Tensor:
     """The attention outputs (n, T, D) of the copies, head heads[i] zeroed on image samples[i]: the clean
-    output less that head's share, context_h (T, d) @ map[h] (d, D), one product per head ablated."""
+    output less that head's share, context_h (T, d) @ map[h] (d, D), as one batched product (no
+    per-head loop: nothing here waits for the device)."""
     assert cache.context is not None and cache.attention is not None
-    out = cache.attention[samples]
-    for head in heads.unique().tolist():
-        at = (heads == head).nonzero(as_tuple=True)[0]
-        out.index_add_(0, at, cache.context[samples[at], :, head] @ head_map[head], alpha=-1)
-    return out
+    share = cache.context[samples, :, heads]  # (n, T, d): the ablated head's context of each copy
+    return torch.baddbmm(cache.attention[samples], share, head_map[heads], alpha=-1)
 
 
 @torch.no_grad()
@@ -529,26 +542,39 @@ def _all_pairs(batch: int, n_heads: int, device: torch.device) -> tuple[torch.Te
 
 
 def ablate_batch(
-    lm: LoadedModel, fast: LoadedModel, clean: CleanPass, chunk_size: int, recheck: bool = True
+    lm: LoadedModel,
+    fast: LoadedModel,
+    clean: CleanPass,
+    chunk_size: int,
+    recheck: bool = True,
+    cuts: CutsOnce | None = None,
 ) -> tuple[AblationStats, int]:
     """Ablate every head on one batch, resumed passes in `fast`'s dtype; return (stats, copies re-checked).
 
     `fast` is `lm` itself or a lower-precision copy; near-tie copies are re-run on `lm` when `recheck`
-    (decisions exist only with a class head: task-free outcomes are `fast`'s).
+    (decisions exist only with a class head: task-free outcomes are `fast`'s). `cuts`: the run's
+    probed `Cuts` (default: probed for this batch alone).
     """
     grid = _Grid((clean.size, lm.num_layers, lm.num_heads), clean.device)
     pairs = _all_pairs(clean.size, lm.num_heads, clean.device)
-    cuts = cuts_for(fast)
+    once = cuts or CutsOnce()
+    cuts_fast = once.of(fast)
     for layer in range(lm.num_layers):
         cache = layer_cache(clean, layer, fast.dtype)
         for samples, heads in _chunks(*pairs, chunk_size):
-            grid.fill(layer, samples, heads, ablate_pairs(fast, layer, clean, samples, heads, cache, cuts))
+            grid.fill(
+                layer, samples, heads, ablate_pairs(fast, layer, clean, samples, heads, cache, cuts_fast)
+            )
     decisions = "margin" in grid.values
-    rechecked = _recheck(lm, fast, clean, grid, chunk_size) if recheck and decisions and fast is not lm else 0
+    rechecked = 0
+    if recheck and decisions and fast is not lm:
+        rechecked = _recheck(lm, fast, clean, grid, chunk_size, once)
     return _stats(clean, grid), rechecked
 
 
-def _recheck(lm: LoadedModel, fast: LoadedModel, clean: CleanPass, grid: _Grid, chunk_size: int) -> int:
+def _recheck(
+    lm: LoadedModel, fast: LoadedModel, clean: CleanPass, grid: _Grid, chunk_size: int, once: CutsOnce
+) -> int:
     """Re-run in float32 the copies whose decision margin is within the low-precision error; return how many.
 
     On CUDA the near ties go through TF32 first (float32 data, products on the tensor cores, about
@@ -559,7 +585,7 @@ def _recheck(lm: LoadedModel, fast: LoadedModel, clean: CleanPass, grid: _Grid, 
     count = int(near.sum())
     if not count:
         return 0
-    cuts = cuts_for(lm)  # probed in full float32: a TF32 output map would carry TF32's rounding
+    cuts = once.of(lm)  # probed in full float32 (outside the TF32 block): TF32 would round the output map
     if lm.device.type == "cuda":
         with tf32():
             _rerun(lm, clean, grid, near, chunk_size, cuts)
@@ -734,12 +760,13 @@ def run(
     col = _Collected()
     width = int(lm.model.config.hidden_size)
     span = (0.05 if probing else 0.0, 0.98)
+    cuts = CutsOnce()
     for batch in stream(source, params.batch_size, lm.input_geometry, progress, "ablated every head", span):
         pixels = lm.preprocess(batch.images)
         labels = _labels(batch.labels, use_labels, lm)
         probes = None if lm.classifier else taylor_probes(batch.indices, width, params.seed)
         clean = clean_pass(lm, pixels, labels, params.taylor, probes)
-        ablated = ablate_batch(lm, fast, clean, params.chunk_size, params.recheck)
+        ablated = ablate_batch(lm, fast, clean, params.chunk_size, params.recheck, cuts)
         col.add(clean, labels, ablated)
     return _assemble(lm, col, params, probe, no_probe)
 
