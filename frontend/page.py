@@ -281,8 +281,13 @@ class ViewPage(Generic[S, V]):
 
     def build(self, api: ApiClient, state: S, done: set[str]) -> V:
         """Every view of the page for `state` (`done`: ids of finished jobs); a graph whose job is
-        absent, running or unreadable says so instead, one that was not drawn shows `…`."""
+        absent, running or unreadable says so instead, one that was not drawn shows `…`.
+
+        A part's job the tracker has not seen finish is asked about once more here: a click's light
+        job often finishes between the tracker's poll and this build, and then draws now rather than
+        one poll and one redraw later."""
         built = self.views()
+        done = done | _finished_since(api, state, [p.key for p in self.parts], done)
         for part in self.parts:
             message = part.message(state, done)
             if message is None:
@@ -313,6 +318,20 @@ class ViewPage(Generic[S, V]):
                 html.Div(cards, className="grid"),
             ]
         )
+
+
+def _finished_since(api: ApiClient, state: PageState, keys: list[str], done: set[str]) -> set[str]:
+    """The ids of the jobs under `keys` that are not in `done` but whose record now says done."""
+    found = set()
+    for key in keys:
+        job_id = state.job_ids().get(key)
+        if job_id and job_id not in done:
+            try:
+                if api.job(job_id).get("status") == "done":
+                    found.add(job_id)
+            except ApiError:
+                continue  # the part says why it cannot draw
+    return found
 
 
 def _card_style(hidden: bool) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import uvicorn
@@ -77,3 +77,17 @@ def extra_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[kinds.Kind]:
     kinds.all_kinds.cache_clear()
     yield kinds.get("token-norms")
     kinds.all_kinds.cache_clear()  # read again, without it, once the variable is restored
+
+
+@pytest.fixture
+def hold(fake_app: FastAPI) -> Iterator[Callable[[str], None]]:
+    """`hold(job_id)`: the fake API reports that job running until the test ends."""
+    held: set[str] = fake_app.state.fake.held
+    added: list[str] = []
+
+    def hold(job_id: str) -> None:
+        held.add(job_id)
+        added.append(job_id)
+
+    yield hold
+    held.difference_update(added)

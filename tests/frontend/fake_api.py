@@ -60,6 +60,7 @@ class FakeState:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     polls: dict[str, int] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)  # jobs that stay "running" until removed from here
 
 
 def _error(status: int, message: str, problems: list[dict[str, Any]] | None = None) -> JSONResponse:
@@ -149,7 +150,7 @@ def make_app(model: FakeModel | None = None) -> FastAPI:
 
     def _view(job_id: str) -> dict[str, Any]:
         record = state.jobs[job_id]
-        done = state.polls[job_id] >= model.running_polls
+        done = state.polls[job_id] >= model.running_polls and job_id not in state.held
         names = sorted(results_for(record, model, state.blobs)) if done else []
         return {
             **record,

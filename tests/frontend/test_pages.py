@@ -45,10 +45,11 @@ def test_heads_overview_draws_every_view_from_finished_jobs(dash_app: Dash, api:
     assert "CLS" in cls.figure(ids.HEADS_PATTERNS).layout.title.text
 
 
-def test_heads_overview_says_which_job_it_waits_for(dash_app: Dash, api: ApiClient) -> None:
+def test_heads_overview_says_which_job_it_waits_for(dash_app: Dash, api: ApiClient, hold: Any) -> None:
     from frontend.pages import heads
 
     state = HeadsState(hi=submit(api, "head-importance"), ap=None, pat=submit(api, "attention-patterns"))
+    hold(state.pat)
     built = heads.build(api, state, {state.hi or ""})
     assert drawn(built.figure(ids.HEADS_IMPORTANCE))
     assert "No attention-profile job" in built.figure(ids.HEADS_ENTROPY).layout.annotations[0].text
@@ -145,11 +146,12 @@ def test_home_offers_every_declared_kind_with_its_title_and_help(
 
 
 def test_job_page_lists_any_kinds_record_summary_and_declared_arrays(
-    dash_app: Dash, api: ApiClient, extra_kind: kinds.Kind
+    dash_app: Dash, api: ApiClient, extra_kind: kinds.Kind, hold: Any
 ) -> None:
     from frontend.pages import job
 
     state = JobState(job=submit(api, "token-norms"), kind="token-norms")
+    hold(state.job)
     waiting = job.build(api, state, set())
     assert "Waiting for the token-norms job" in str(job.content(waiting))
     text = str(job.build(api, state, {state.job or ""}).content)

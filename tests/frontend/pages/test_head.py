@@ -62,7 +62,7 @@ def test_a_classifier_keeps_its_top5_and_class_probabilities(dash_app: Dash, api
     assert find(head.body(state, built), ids.card(ids.HEAD_TOP5)).style == {}
 
 
-def test_a_render_sends_only_the_graphs_whose_part_changed(dash_app: Dash, api: ApiClient) -> None:
+def test_a_render_sends_only_the_graphs_whose_part_changed(dash_app: Dash, api: ApiClient, hold: Any) -> None:
     from frontend.pages import head
 
     attention = {ids.HEAD_OVERLAY, ids.HEAD_MATRIX, ids.HEAD_VALUES, ids.HEAD_BIPARTITE}
@@ -71,6 +71,7 @@ def test_a_render_sends_only_the_graphs_whose_part_changed(dash_app: Dash, api: 
     everything = set(state.job_ids().values())
     # the pruning job of a new head is still running: the attention views change, the modes wait
     other, _ = head.derive(api, state.replace(head=3))
+    hold(other.hp or "")
     running = head.build(api, other, everything - {other.hp or ""})
     assert head.PAGE.changed(running, shown.signatures) == attention | pruning
     assert "Pruning L1 H3" in running.figure(ids.HEAD_MODES).layout.annotations[0].text
@@ -96,3 +97,14 @@ def test_a_link_without_finished_jobs_still_asks_for_every_layer_of_a_known_mode
     state, problem = head.derive(api, HeadState(model="demo", data=DATA["dataset"], layer=2, head=1))
     assert problem is None
     assert api.job(state.hd or "")["params"]["layer"] is None
+
+
+def test_a_job_that_finished_since_the_last_poll_draws_at_once(dash_app: Dash, api: ApiClient) -> None:
+    from frontend.pages import head
+
+    state, _ = built_for(api, "demo")
+    other, _ = head.derive(api, state.replace(head=3))
+    # the tracker has not seen the new pruning job finish, but its record says done: it draws now
+    built = head.build(api, other, set(state.job_ids().values()) - {other.hp or ""})
+    assert "hp" not in built.messages
+    assert built.figure(ids.HEAD_MODES).layout.title.text.endswith("L1 H3 · image #0")
