@@ -158,20 +158,21 @@ def partial_pruning(
     pixels (I, 3, h, w), target (I,) or None. A classifier gives `top5_idx`, `top5_prob` (modes, I, k)
     and, with a target, `target_prob` (modes, I); a backbone `cls_cosine` (modes, I), the cosine of each
     pruned final CLS embedding to the clean one. Pruning a head of `layer` changes nothing before it,
-    so the pruned passes resume from the clean pass's residual stream entering `layer`.
+    so the pruned passes resume from the clean pass's residual stream entering `layer`; the first
+    mode, `none`, is the clean pass itself (no pass of its own).
     """
     modes, n = len(MODES), pixels.shape[0]
     size = (pixels.shape[-2], pixels.shape[-1])
-    scale = partial_masks(lm.layout_for(size), lm.num_heads, head)
+    scale = partial_masks(lm.layout_for(size), lm.num_heads, head)[1:]  # `none` scales nothing
     scale = scale.to(pixels.device).repeat_interleave(n, 0)  # mode-major, like the stream repeated below
     with intervene(lm.parts, record_residuals=[layer]) as rec:
         clean = lm.forward(pixels) if lm.classifier else lm.features(pixels)[:, lm.layout.cls_index]
-    stream = rec.residuals[layer].repeat(modes, 1, 1)
+    stream = rec.residuals[layer].repeat(modes - 1, 1, 1)
     pruned = lm.resume(layer, stream, size, features=not lm.classifier, attn_scale={layer: scale})
     if not lm.classifier:
-        cls = pruned[:, lm.layout.cls_index].float().view(modes, n, -1)
+        cls = torch.cat([clean, pruned[:, lm.layout.cls_index]]).float().view(modes, n, -1)
         return {"cls_cosine": torch.nn.functional.cosine_similarity(cls, clean.float()[None], dim=-1)}
-    probs = pruned.float().softmax(-1).view(modes, n, -1)
+    probs = torch.cat([clean, pruned]).float().softmax(-1).view(modes, n, -1)
     top = probs.topk(min(5, probs.shape[-1]), dim=-1)
     result = {"top5_idx": top.indices, "top5_prob": top.values}
     if target is not None:
