@@ -86,7 +86,14 @@ def bipartite_links(matrix: torch.Tensor, n_prefix: int, k: int) -> torch.Tensor
     prefix token (CLS, distillation, register), 0 for patch-to-patch links.
     """
     flat = matrix.flatten()
-    order = torch.sort(flat, descending=True, stable=True).indices[: min(k, flat.numel())]
+    k = min(k, flat.numel())
+    if k == 0:
+        return torch.zeros(0, 4)
+    # the k-th largest value bounds the links; of the entries at or above it (more than k where it
+    # ties), a stable sort keeps token order: the first k of a stable sort of the whole matrix
+    floor = torch.topk(flat, k, sorted=False).values.min()
+    candidates = (flat >= floor).nonzero().squeeze(1)
+    order = candidates[torch.sort(flat[candidates], descending=True, stable=True).indices[:k]]
     query, key = order // matrix.shape[1], order % matrix.shape[1]
     is_cls = (query < n_prefix) | (key < n_prefix)
     return torch.stack([query.float(), key.float(), flat[order], is_cls.float()], dim=1)

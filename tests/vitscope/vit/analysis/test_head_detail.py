@@ -321,3 +321,13 @@ def test_a_run_keeps_its_kinds_schema_and_repeats_exactly(kind, params):
 def test_indices_out_of_the_model_or_the_inputs_are_refused(run, params, message):
     with pytest.raises(UserError, match=message):
         run(micro("vit"), SynthSource(8), params)
+
+
+def test_bipartite_links_are_the_first_k_of_a_stable_sort_of_the_whole_matrix():
+    gen = torch.Generator().manual_seed(3)
+    matrix = torch.rand(17, 17, generator=gen).round(decimals=1)  # many ties, some at the k-th value
+    matrix[:, 5:] = 0
+    for k in (1, 7, 40, 17 * 17):
+        order = torch.sort(matrix.flatten(), descending=True, stable=True).indices[:k]
+        links = hd.bipartite_links(matrix, n_prefix=1, k=k)
+        assert torch.equal(links[:, 0].long() * 17 + links[:, 1].long(), order), k
