@@ -30,7 +30,13 @@ def register(sub: Any) -> None:
     p.add_argument("--model", default="random:vit-base")
     p.add_argument("--images", type=int, default=256)
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
-    p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "bfloat16"],
+        help="precision of the resumed passes and of the naive loop compared with them (default: "
+        "bfloat16 on CUDA; float32 on a CPU, which has no bfloat16 units here, as the job's default)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--chunk-size", type=int, default=1024)
     p.add_argument("--no-recheck", action="store_true", help="skip the float32 re-check of near ties")
@@ -49,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from vitscope.vit.models import load_model
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    args.dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
     torch.manual_seed(0)
     lm = load_model(args.model, device=device)
     images, labels = synth_images(lm, args.images)

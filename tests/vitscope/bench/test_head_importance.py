@@ -50,3 +50,22 @@ def test_schedule_count_credits_the_cut_blocks_only_where_they_apply():
     assert block_flops(vit) == block_flops(dinov2)
     whole = sum(vit.num_layers - layer for layer in range(vit.num_layers)) * block_flops(vit)
     assert resumed_flops(vit) < resumed_flops(dinov2) < whole
+
+
+def test_the_default_precision_is_the_one_a_job_on_that_device_would_use(capsys):
+    from vitscope.bench.head_importance import run
+
+    namespace = argparse.Namespace(
+        model="random:vit-micro",
+        images=2,
+        dtype=None,
+        batch_size=2,
+        chunk_size=16,
+        no_recheck=False,
+        skip_fp32_naive=False,
+        skip_full_run=True,
+        device="cpu",
+    )
+    assert run(namespace) == 0
+    assert namespace.dtype == "float32"  # no bfloat16 units on this CPU: the job's own default
+    assert '"naive_dtype": "float32"' in capsys.readouterr().out
