@@ -133,8 +133,8 @@ def _passes(
     kind: str, params: dict[str, Any], g: Geometry, images: int, per_pass: float
 ) -> tuple[float, float]:
     """Forward-pass equivalents per image and the GFLOP that do not scale with the images."""
-    if kind == "head-pruning":  # the clean pass and six pruned copies resumed at the head's layer
-        return 1 + len(MODES) * 0.5, 0.0
+    if kind == "head-pruning":  # the clean pass (mode `none`) and the other modes resumed at the head's layer
+        return 1 + (len(MODES) - 1) * 0.5, 0.0
     if kind == "head-importance":
         # one ablated copy per head, resumed from its layer: on average (L + 1) / 2L of a pass
         ablations = g.heads * (g.layers + 1) / 2
