@@ -68,6 +68,7 @@ from vitscope.contracts.kinds.eigencam import EigenCamParams, SignRule
 from vitscope.vit.analysis import faithfulness
 from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress, stream
 from vitscope.vit.analysis.gradcam import default_layer, gradcam_map, target_gradients
+from vitscope.vit.analysis.precision import model_in
 from vitscope.vit.analysis.rollout import Rollout
 from vitscope.vit.data.inputs import Batch, ImageSource
 from vitscope.vit.models import LoadedModel, TokenLayout, intervene
@@ -518,6 +519,7 @@ def run(
     and `rank_corr_gradcam` (N,), `top5_idx` and `top5_prob` (N, 5), `labels` (N,), all maps in [0, 1];
     with `faithfulness`, every map's deletion and insertion scores and box scores (`faithfulness.py`).
     """
+    lm = model_in(lm, params.dtype)
     settings = Settings.of(lm, params)
     random_lm = randomized_copy(lm, params.random_seed) if params.sanity_check else None
     chunks: dict[str, list[Any]] = defaultdict(list)

@@ -367,3 +367,19 @@ def test_top_k_is_capped_at_the_number_of_classes():
     idx, prob = top_k(torch.tensor([[0.0, 2.0, 1.0]]))
     assert idx.tolist() == [[1, 2, 0]]
     torch.testing.assert_close(prob.sum(-1), torch.ones(1))
+
+
+def test_a_bfloat16_job_gives_the_float32_jobs_arrays_to_its_rounding():
+    lm = micro("vit")
+    exact = run(lm, FakeSource(3), EigenCamParams(batch_size=2, faithfulness_steps=3))
+    half = run(lm, FakeSource(3), EigenCamParams(batch_size=2, faithfulness_steps=3, dtype="bfloat16"))
+    assert lm.dtype == torch.float32  # the job worked on a cast copy, not the model it was given
+    assert set(half.arrays) == set(exact.arrays)
+    for name in ("cam", "rollout", "gradcam", "deletion_auc", "insertion_auc"):
+        assert half.arrays[name].dtype == exact.arrays[name].dtype, name
+    # the same maps, but where a random model's top two components nearly tie, rounding may pick the
+    # other one (one of these six maps does): most maps agree to bfloat16's rounding
+    corr = abs_corr(half.arrays["cam"].reshape(6, -1), exact.arrays["cam"].reshape(6, -1))
+    assert np.median(corr) > 0.999 and (corr > 0.999).sum() >= 5, corr
+    np.testing.assert_allclose(half.arrays["top5_prob"], exact.arrays["top5_prob"], atol=0.02)
+    np.testing.assert_allclose(half.arrays["insertion_auc"], exact.arrays["insertion_auc"], atol=0.05)
