@@ -287,7 +287,9 @@ class ViewPage(Generic[S, V]):
         job often finishes between the tracker's poll and this build, and then draws now rather than
         one poll and one redraw later."""
         built = self.views()
-        done = done | _finished_since(api, state, [p.key for p in self.parts], done)
+        ids = state.job_ids()
+        unseen = {p.key: ids[p.key] for p in self.parts if ids.get(p.key) and ids[p.key] not in done}
+        done = done | set(poll_jobs(api, unseen).done_ids)  # a part whose job is missing says so itself
         for part in self.parts:
             message = part.message(state, done)
             if message is None:
@@ -318,20 +320,6 @@ class ViewPage(Generic[S, V]):
                 html.Div(cards, className="grid"),
             ]
         )
-
-
-def _finished_since(api: ApiClient, state: PageState, keys: list[str], done: set[str]) -> set[str]:
-    """The ids of the jobs under `keys` that are not in `done` but whose record now says done."""
-    found = set()
-    for key in keys:
-        job_id = state.job_ids().get(key)
-        if job_id and job_id not in done:
-            try:
-                if api.job(job_id).get("status") == "done":
-                    found.add(job_id)
-            except ApiError:
-                continue  # the part says why it cannot draw
-    return found
 
 
 def _card_style(hidden: bool) -> dict[str, str]:
