@@ -200,9 +200,7 @@ def _detail_layer(api: ApiClient, state: HeadState, image_size: int | None) -> i
             geometry = None
         if geometry is None:
             return state.layer
-        layers, heads = geometry.layers, geometry.heads
-        side = (image_size or geometry.image) // geometry.patch
-        tokens = geometry.prefix + side * side
+        layers, heads, tokens = geometry.layers, geometry.heads, geometry.tokens(image_size)
     size_mb = layers * heads * tokens**2 * 2 / 1e6
     return None if size_mb <= get_settings().frontend_head_detail_mb else state.layer
 

@@ -33,6 +33,11 @@ class Geometry(NamedTuple):
     patch: int
     prefix: int = 1
 
+    def tokens(self, image_size: int | None = None) -> int:
+        """Tokens of one image at `image_size` pixels a side (default: the model's own): patches and prefix."""
+        side = (image_size or self.image) // self.patch
+        return side * side + self.prefix
+
 
 _SIZES = {
     "micro": Geometry(2, 64, 4, 32, 8),
@@ -96,8 +101,7 @@ def known_geometry(model: str) -> Geometry | None:
 
 def pass_gflop(geometry: Geometry, image_size: int | None = None) -> float:
     """GFLOP of one forward pass of one image (24·T·d² + 4·T²·d per block)."""
-    side = (image_size or geometry.image) // geometry.patch
-    tokens = side * side + geometry.prefix
+    tokens = geometry.tokens(image_size)
     d = geometry.width
     return geometry.layers * (24 * tokens * d * d + 4 * tokens * tokens * d) / 1e9
 
