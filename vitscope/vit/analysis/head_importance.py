@@ -361,8 +361,7 @@ def output_maps(lm: LoadedModel) -> list[torch.Tensor] | None:
     run the ablated layer's block whole, gated)."""
     width, heads = int(lm.model.config.hidden_size), lm.num_heads
     last = lm.num_layers - 1
-    gen = torch.Generator().manual_seed(0)
-    hidden = torch.randn(2, lm.layout.n_tokens, width, generator=gen).to(lm.device, lm.dtype)
+    hidden = _probe_stream(lm, torch.Generator().manual_seed(0))
     with intervene(lm.parts, start=(last, hidden), record_attention=[last]) as rec:
         lm.features(lm.blank_pixels(2))
     head_dim = rec.contexts[last].shape[-1]
@@ -382,7 +381,7 @@ def output_maps(lm: LoadedModel) -> list[torch.Tensor] | None:
     gated = lm.resume(last, hidden, features=True, head_gates={last: gates})
     skipped = rec.attention_outputs[last] - rec.contexts[last][:, :, 0] @ maps[last][0]
     resumed = lm.resume(last, hidden, features=True, attention_outputs={last: skipped})
-    error = float((resumed - gated).abs().max() / gated.abs().max().clamp_min(torch.finfo(lm.dtype).tiny))
+    error = _relative_error(resumed, gated)
     if not error <= torch.finfo(lm.dtype).eps ** 0.5:
         log.warning("%s: resuming after the attention is off by %.3g: no skip", lm.spec, error)
         return None
@@ -404,8 +403,7 @@ def readout_rows(lm: LoadedModel) -> tuple[int, ...] | None:
         return None
     last, n_tokens = lm.num_layers - 1, lm.layout.n_tokens
     gen = torch.Generator().manual_seed(0)
-    hidden = torch.randn(2, n_tokens, int(lm.model.config.hidden_size), generator=gen)
-    hidden = hidden.to(lm.device, lm.dtype)
+    hidden = _probe_stream(lm, gen)
     noise = torch.randn(hidden.shape, generator=gen).to(lm.device, lm.dtype)
     clean = lm.resume(last, hidden)
 
@@ -431,13 +429,24 @@ def readout_rows(lm: LoadedModel) -> tuple[int, ...] | None:
         if len(rows) > 1 and unchanged([r for r in rows if r != row]):
             rows.remove(row)
     cut = lm.resume(last, hidden, last_rows=rows)
-    error = (cut - clean).abs().max() / clean.abs().max().clamp_min(torch.finfo(lm.dtype).tiny)
+    error = _relative_error(cut, clean)
     if not error <= torch.finfo(lm.dtype).eps ** 0.5:
         log.warning(
             "%s: the last block on its read rows alone is off by %.3g: computing it whole", lm.spec, error
         )
         return None
     return tuple(rows)
+
+
+def _probe_stream(lm: LoadedModel, gen: torch.Generator) -> torch.Tensor:
+    """A random residual stream (2, T, D) entering the last block, to probe what a cut leaves exact."""
+    hidden = torch.randn(2, lm.layout.n_tokens, int(lm.model.config.hidden_size), generator=gen)
+    return hidden.to(lm.device, lm.dtype)
+
+
+def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    """The largest |got - want| relative to the largest |want|: how far a cut pass is from the full one."""
+    return float((got - want).abs().max() / want.abs().max().clamp_min(torch.finfo(want.dtype).tiny))
 
 
 @dataclass
