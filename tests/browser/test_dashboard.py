@@ -13,7 +13,6 @@ from PIL import Image, ImageDraw
 from frontend import ids
 from tests.browser.live import DATASET, MODEL, SMALL_PARAMS, LiveStack, record_timing, screenshot
 from tests.browser.plotly_page import (
-    click_data,
     click_until,
     clipboard_text,
     figure,
@@ -117,8 +116,7 @@ def test_clicking_a_head_selects_it_in_every_view(page: Any, overview_jobs: dict
     page.goto(heads_url(overview_jobs))
     wait_drawn(page, 2 * len(overview_jobs) + 1)
     heads = len(figure(page, ids.HEADS_IMPORTANCE)["data"][0]["z"][0])
-    click_data(page, ids.HEADS_IMPORTANCE, 3, 2)
-    wait_query(page, layer="2", head="3")
+    click_until(page, ids.HEADS_IMPORTANCE, 3, 2, layer="2", head="3")
     page.wait_for_function(
         f"() => document.querySelector('#{ids.HEADS_SELECTED_TEXT}').innerText === 'L2 H3'"
     )
@@ -134,8 +132,7 @@ def test_clicking_a_head_selects_it_in_every_view(page: Any, overview_jobs: dict
     # a click on another view selects there too
     entropy = figure(page, ids.HEADS_ENTROPY)["data"]
     point = entropy[0]  # layer 0's dots
-    click_data(page, ids.HEADS_ENTROPY, point["x"][1], point["y"][1])
-    wait_query(page, layer="0", head="1")
+    click_until(page, ids.HEADS_ENTROPY, point["x"][1], point["y"][1], layer="0", head="1")
     page.wait_for_function(
         "(sel) => document.querySelector(sel).getAttribute('href').includes('layer=0&head=1')",
         arg=f"#{ids.HEADS_DETAIL_LINK}",
@@ -293,8 +290,7 @@ def test_scanpath_target_follows_a_click(page: Any, live_stack: LiveStack) -> No
     page.goto(f"/scanpath?job={job}")
     wait_graph(page, ids.SCAN_FIGURE)
     handles = next(t for t in figure(page, ids.SCAN_FIGURE)["data"] if t.get("customdata") is not None)
-    click_data(page, ids.SCAN_FIGURE, handles["x"][0], handles["y"][0])
-    wait_query(page, target="0")
+    click_until(page, ids.SCAN_FIGURE, handles["x"][0], handles["y"][0], target="0")
     wait_graph(page, ids.SCAN_FIGURE, timeout_s=300)
     screenshot(page, "scanpath", for_docs=True)
 
