@@ -214,10 +214,11 @@ def faithfulness_curves(
 
 
 def randomization_curve(
-    rank_corr: np.ndarray, threshold: float, passed: bool | None, layer: int
+    rank_corr: np.ndarray, threshold: float, passed: bool | None, layer: int, sample: str
 ) -> go.Figure:
     """The cascade: |Spearman| of layer `layer`'s map against the trained one, (S,) after randomizing
-    0..S-1 blocks from the top; the pass threshold as a line, the verdict in the title."""
+    0..S-1 blocks from the top; the pass threshold as a line, the verdict in the title and, under
+    it, the images the curve is measured on (`sample`)."""
     steps = np.arange(len(rank_corr))
     fig = go.Figure(
         go.Scatter(
@@ -232,4 +233,5 @@ def randomization_curve(
     verdict = {True: "passes", False: "fails", None: "no reading"}[passed]
     fig.update_xaxes(title="blocks randomized (top down)", dtick=1)
     fig.update_yaxes(title="|Spearman ρ| to trained", range=[0, 1.05])
-    return base_layout(fig, f"Cascading randomization · layer {layer} {verdict} (< {threshold:g})", 380)
+    title = f"Cascading randomization · layer {layer} {verdict} (< {threshold:g})<br><sup>{sample}</sup>"
+    return base_layout(fig, title, 380)

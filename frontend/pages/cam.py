@@ -425,8 +425,20 @@ def _draw_cascade(results: Results, summary: dict[str, Any], layer: tuple[int, i
     reading = (summary.get("sanity") or {}).get(f"eigencam/{number}") or {}
     threshold = float(summary.get("sanity_threshold") or 0.5)
     built.figures[ids.CAM_TRUST_CASCADE] = F.randomization_curve(
-        curve, threshold, reading.get("passed"), number
+        curve, threshold, reading.get("passed"), number, sanity_sample(summary)
     )
+
+
+def sanity_sample(summary: dict[str, Any]) -> str:
+    """Where the randomized-weights readings come from, in words."""
+    reference, count = summary.get("sanity_reference"), summary.get("cascade_images")
+    if reference in (None, "job"):
+        return (
+            "on the job's images"
+            if count is None
+            else f"on the job's first {count} image{'s' * (count != 1)}"
+        )
+    return f"on the fixed reference sample {reference}, the same for every job of this model"
 
 
 def _most_faithful(summary: dict[str, Any]) -> html.P:
@@ -472,14 +484,14 @@ def _trust_table(summary: dict[str, Any], selected: str) -> html.Table:
         cells += [_number(reading.get("rank_corr")), verdict]
         mark = "selected" if name == selected else None
         rows.append(html.Tr([html.Td(c) for c in cells], className=mark, **{"data-method": name}))
-    caption = (
-        f"Means over the job's images; the box covers {_number(box)} of the image on average."
-        if box
-        else None
-    )
+    caption = "Means over the job's images"
+    if box:
+        caption += f"; the box covers {_number(box)} of the image on average"
+    if sanity:
+        caption += f"; random-weights |ρ| and check {sanity_sample(summary)}"
     return html.Table(
         [
-            *([html.Caption(caption)] if caption else []),
+            html.Caption(caption + "."),
             html.Thead(html.Tr([html.Th(h) for h in head])),
             html.Tbody(rows),
         ],

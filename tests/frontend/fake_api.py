@@ -639,6 +639,7 @@ def _eigencam_trust(job: FakeJob) -> dict[str, Any]:
         "box_share": float(arrays["box_share"].mean()),
         "most_faithful": {"method": best, "insertion_minus_deletion": gaps[best]},
         "sanity_threshold": 0.5,
+        "sanity_reference": "job",
         "sanity": sanity,
     }
 

@@ -155,8 +155,11 @@ def _passes(
         extra = 0.0
         if params.get("sanity_check", True):
             passes += 1  # an independent random copy for every image
-            cascade = min(int(params.get("sanity_images", 8)), images)
-            extra = cascade * (g.layers + 1) * per_pass
+            sample = int(params.get("sanity_images", 8))
+            if params.get("sanity_reference", "fixed") == "job":
+                extra = min(sample, images) * (g.layers + 1) * per_pass
+            else:  # the fixed reference sample: its own maps, trained and random, then the cascade
+                extra = sample * (g.layers + 1 + passes) * per_pass
         if params.get("faithfulness", True):
             passes += _faithfulness_passes(params, g)
         return passes, extra

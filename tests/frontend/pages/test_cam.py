@@ -103,6 +103,7 @@ def test_cam_page_trust_panel_shows_the_jobs_faithfulness_and_verdicts(
     )
     verdict = "passes" if summary["sanity"]["eigencam/1"]["passed"] else "fails"
     assert f"layer 1 {verdict}" in cascade.layout.title.text
+    assert "on the job's" in cascade.layout.title.text  # the fake's readings come from its own images
     text = str(built.trust)
     best = summary["most_faithful"]
     assert method_label(best["method"]) in text and f"{best['insertion_minus_deletion']:.3f}" in text
@@ -131,3 +132,13 @@ def test_cam_page_of_a_backbone_judges_without_gradcam(dash_app: Dash, api: ApiC
     names = {t.name for t in built.figure(ids.CAM_TRUST_AUC).data}
     assert "Grad-CAM" not in names and "Random map" in names
     assert "CLS embedding cosine" in str(built.trust)
+
+
+def test_the_trust_panel_names_where_the_randomization_readings_come_from() -> None:
+    from frontend.pages import cam
+
+    fixed = {"sanity_reference": "synthscenes:8:seed=0", "cascade_images": 8}
+    assert cam.sanity_sample(fixed) == (
+        "on the fixed reference sample synthscenes:8:seed=0, the same for every job of this model"
+    )
+    assert cam.sanity_sample({"sanity_reference": "job", "cascade_images": 1}) == "on the job's first 1 image"

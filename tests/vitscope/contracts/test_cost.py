@@ -59,6 +59,17 @@ def test_eigencam_faithfulness_costs_one_pass_per_map_curve_and_inner_step():
     assert scored.passes - plain.passes == 2 + 2 * maps * 3
 
 
+def test_the_randomization_sample_costs_the_same_whatever_the_jobs_images():
+    one_pass = pass_gflop(model_geometry("demo"))
+    per_image = {n: cost("eigencam", dataset=f"synthscenes:{n}", faithfulness=False) for n in (2, 20)}
+    # six passes per image (the maps with rollout and Grad-CAM, the random copy), then the fixed sample
+    sample = 8 * (6 + 1 + 6) * one_pass  # the cascade over 6 blocks and its own six passes, 8 images
+    for n, estimate in per_image.items():
+        assert estimate.gflop == pytest.approx(n * 6 * one_pass + sample)
+    on_job = cost("eigencam", dataset="synthscenes:2", faithfulness=False, sanity_reference="job")
+    assert on_job.gflop == pytest.approx(2 * 6 * one_pass + 2 * 7 * one_pass)  # the cascade on both
+
+
 def test_only_specs_known_without_loading_have_a_known_geometry() -> None:
     from vitscope.contracts.cost import DEMO, UNKNOWN, known_geometry
 

@@ -24,7 +24,19 @@ class EigenCamParams(ImageParams):
         "for every image, and a cascade randomizing blocks from the top down for the first sanity_images",
     )
     sanity_images: int = Field(
-        default=8, ge=1, le=256, description="images the cascading randomization runs on (one pass per block)"
+        default=8,
+        ge=1,
+        le=256,
+        description="images the summary's randomized-weights readings are measured on: the size of the "
+        "fixed reference sample, or (sanity_reference 'job') the job's first images the cascade runs on",
+    )
+    sanity_reference: Literal["fixed", "job"] = Field(
+        default="fixed",
+        description="where the summary's randomized-weights readings (curves, pass/fail) are measured: "
+        "'fixed' (default) on a fixed reference sample, the first sanity_images SynthScenes images of seed 0 "
+        "at the model's input size, the same for every job of the model, so the reading is the model's "
+        "and method's and does not move with the job's images; 'job' on the job's own images. Each image "
+        "of the job gets its own independent-copy readings either way",
     )
     second_component: bool = Field(default=False, description="also return the second principal component")
     batch_size: int = Field(default=32, ge=1, le=1024)
@@ -104,6 +116,11 @@ class EigenCamSummary(Summary):
     )
     cascade_ssim: list[float | None] | None = None
     cascade_images: int | None = None
+    sanity_reference: str | None = Field(
+        default=None,
+        description="the images the randomized-weights readings come from: a dataset spec (the fixed "
+        "reference sample) or 'job'",
+    )
     rank_corr_by_layer: list[float | None] | None = None
     rank_corr_rollout: float | None = None
     rank_corr_gradcam: float | None = None

@@ -22,7 +22,7 @@ from vitscope.vit.analysis.eigencam import (
     top_k,
     upsample,
 )
-from vitscope.vit.data.inputs import Batch
+from vitscope.vit.data.inputs import Batch, SynthSource
 from vitscope.vit.models import intervene, load_model
 
 PREFIX_TOKENS = {"vit": 1, "deit": 1, "deit-distilled": 2, "dinov2": 1, "dinov2-registers": 5}
@@ -334,6 +334,48 @@ def test_run_without_baselines_or_sanity_check_computes_only_eigencam():
     assert result.arrays["cam"].shape == (2, 1, 4, 4)
     assert not {"rollout", "gradcam", "cam_random", "rank_corr"} & set(result.arrays)
     assert result.summary["layers"] == [1]
+
+
+SANITY_SUMMARY = (
+    "rank_corr_by_layer",
+    "ssim_by_layer",
+    "cascade_rank_corr",
+    "cascade_ssim",
+    "rank_corr_rollout",
+    "rank_corr_gradcam",
+    "sanity",
+)
+"""The summary's randomized-weights readings."""
+
+
+def test_the_randomization_readings_belong_to_the_model_not_to_the_jobs_images():
+    lm = micro("vit")
+    params = EigenCamParams(batch_size=2, faithfulness=False, sanity_images=3)
+    two, five = run(lm, SynthSource(2, seed=5), params), run(lm, SynthSource(5, seed=6), params)
+    assert two.summary["sanity_reference"] == "synthscenes:3:seed=0" == five.summary["sanity_reference"]
+    assert two.summary["cascade_images"] == 3
+    for key in SANITY_SUMMARY:
+        assert two.summary[key] == five.summary[key], key
+    # each image of the job keeps its own independent-copy readings
+    assert two.arrays["rank_corr"].shape == (2, 2) and five.arrays["rank_corr"].shape == (5, 2)
+    assert not np.array_equal(two.arrays["rank_corr"], five.arrays["rank_corr"][:2])
+    # the reference sample is what it says: a job on those very images, read on itself, agrees
+    on_itself = run(lm, SynthSource(3, seed=0), params.model_copy(update={"sanity_reference": "job"}))
+    assert on_itself.summary["sanity_reference"] == "job"
+    for key in SANITY_SUMMARY[:-1]:
+        assert on_itself.summary[key] == pytest.approx(two.summary[key], abs=1e-6), key
+    readings = {name: r["rank_corr"] for name, r in on_itself.summary["sanity"].items()}
+    assert readings == pytest.approx({name: r["rank_corr"] for name, r in two.summary["sanity"].items()})
+
+
+def test_job_readings_come_from_the_jobs_images_with_the_cascade_on_the_first_ones():
+    lm = micro("vit")
+    params = EigenCamParams(batch_size=2, faithfulness=False, sanity_images=2, sanity_reference="job")
+    result = run(lm, SynthSource(3, seed=5), params)
+    s, a = result.summary, result.arrays
+    assert s["cascade_images"] == 2 and a["cascade_rank_corr"].shape == (2, 3, 2)
+    assert s["rank_corr_by_layer"] == pytest.approx(np.abs(a["rank_corr"]).mean(0).tolist())
+    assert s["cascade_rank_corr"] == pytest.approx(a["cascade_rank_corr"][:, :, -1].mean(0).tolist())
 
 
 def test_run_refuses_layers_the_model_does_not_have():

@@ -78,3 +78,15 @@ def test_two_identical_runs_give_identical_arrays(dinov2):
     assert first.arrays.keys() == second.arrays.keys()
     for name, array in first.arrays.items():
         np.testing.assert_array_equal(array, second.arrays[name], err_msg=name)
+
+
+def test_the_randomization_curve_is_the_same_on_two_and_on_five_photos(dinov2):
+    names = sorted(photos.boxes())
+    params = EigenCamParams(baselines=False, faithfulness=False, sanity_images=2)
+    two = eigencam.run(dinov2, photo_source(names[:2]), params)
+    five = eigencam.run(dinov2, photo_source(names[2:7]), params)  # five other photos
+    for key in ("cascade_rank_corr", "cascade_ssim", "rank_corr_by_layer", "ssim_by_layer"):
+        np.testing.assert_allclose(two.summary[key], five.summary[key], atol=0.05, err_msg=key)
+    curve = two.summary["cascade_rank_corr"]
+    assert curve[0] == pytest.approx(1.0) and max(curve[-3:]) < 0.9  # starts at 1 and falls
+    assert not np.array_equal(two.arrays["rank_corr"], five.arrays["rank_corr"][:2])  # per photo: its own
