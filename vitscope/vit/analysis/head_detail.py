@@ -158,15 +158,16 @@ def partial_masks(layout: TokenLayout, n_heads: int, head: int) -> torch.Tensor:
 
 @torch.no_grad()
 def partial_pruning(
-    lm: LoadedModel, pixels: torch.Tensor, target: torch.Tensor | None, layer: int, head: int
+    lm: LoadedModel, pixels: torch.Tensor, labels: torch.Tensor, layer: int, head: int
 ) -> dict[str, torch.Tensor]:
     """Prune one head partially in every mode, all modes x images as one batch.
 
-    pixels (I, 3, h, w), target (I,) or None. A classifier gives `top5_idx`, `top5_prob` (modes, I, k)
-    and, with a target, `target_prob` (modes, I); a backbone `cls_cosine` (modes, I), the cosine of each
+    pixels (I, 3, h, w), labels (I,) with -1 where an image's label is not a class of the model. A
+    classifier gives `target` (I,), the label or else the clean pass's top-1, `target_prob` and
+    `top5_idx`, `top5_prob` (modes, I, k); a backbone `cls_cosine` (modes, I), the cosine of each
     pruned final CLS embedding to the clean one. Pruning a head of `layer` changes nothing before it,
     so the pruned passes resume from the clean pass's residual stream entering `layer`; the first
-    mode, `none`, is the clean pass itself (no pass of its own).
+    mode, `none`, is the clean pass itself (no pass of its own, and the target comes from it).
     """
     modes, n = len(MODES), pixels.shape[0]
     size = (pixels.shape[-2], pixels.shape[-1])
@@ -180,11 +181,16 @@ def partial_pruning(
         cls = torch.cat([clean, pruned[:, lm.layout.cls_index]]).float().view(modes, n, -1)
         return {"cls_cosine": torch.nn.functional.cosine_similarity(cls, clean.float()[None], dim=-1)}
     probs = torch.cat([clean, pruned]).float().softmax(-1).view(modes, n, -1)
+    labels = labels.to(pixels.device)
+    known = (labels >= 0) & (labels < probs.shape[-1])
+    target = torch.where(known, labels, probs[0].argmax(-1))
     top = probs.topk(min(5, probs.shape[-1]), dim=-1)
-    result = {"top5_idx": top.indices, "top5_prob": top.values}
-    if target is not None:
-        result["target_prob"] = probs.gather(-1, target.expand(modes, n)[..., None])[..., 0]
-    return result
+    return {
+        "target": target,
+        "target_prob": probs.gather(-1, target.expand(modes, n)[..., None])[..., 0],
+        "top5_idx": top.indices,
+        "top5_prob": top.values,
+    }
 
 
 def run_pruning(
@@ -198,8 +204,9 @@ def run_pruning(
     batch = one_image(source, params.image, lm.input_geometry)
     progress(0.1, f"pruning L{params.layer} H{params.head} of image {params.image} in {len(MODES)} modes")
     pixels = lm.preprocess(batch.images)
-    target = _target(lm, int(batch.labels[0]) if labels_apply(lm, source) else -1, pixels)
-    arrays = partial_pruning(lm, pixels, target, params.layer, params.head)
+    label = int(batch.labels[0]) if labels_apply(lm, source) else -1
+    arrays = partial_pruning(lm, pixels, torch.tensor([label]), params.layer, params.head)
+    target = arrays.pop("target", None)
     result = AnalysisResult()
     for name, array in arrays.items():
         result.add(name, array[:, 0])
@@ -223,14 +230,3 @@ def run_pruning(
         "left_out": left_out,
     }
     return result
-
-
-@torch.no_grad()
-def _target(lm: LoadedModel, label: int, pixels: torch.Tensor) -> torch.Tensor | None:
-    """The class whose probability is reported: `label` when it is a class of the model (-1: none),
-    else the unpruned top-1; None for a backbone."""
-    if not lm.classifier:
-        return None
-    if 0 <= label < len(lm.labels):
-        return torch.tensor([label], device=pixels.device)
-    return lm.forward(pixels).argmax(-1)

@@ -232,18 +232,25 @@ def test_several_images_prune_as_one_batch_each_as_alone(importance):
     together = hd.partial_pruning(lm, pixels, target, layer=1, head=2)
     assert together["target_prob"].shape == (len(MODES), 2)
     assert together["top5_idx"].shape == together["top5_prob"].shape == (len(MODES), 2, 5)
+    assert together["target"].tolist() == target.tolist()
     for i in range(2):
         alone = hd.partial_pruning(lm, pixels[i : i + 1], target[i : i + 1], layer=1, head=2)
+        assert alone.pop("target").tolist() == [target[i]]
         for name, value in alone.items():
             torch.testing.assert_close(together[name][:, i], value[:, 0], atol=1e-6, rtol=0, msg=name)
     whole = together["target_prob"][MODES.index("whole_head")]
     np.testing.assert_allclose(whole, importance.arrays["prob_after"][pick, 1, 2], atol=1e-6)
 
 
-def test_a_classifier_without_a_target_gets_its_top5_only():
+def test_an_image_without_a_class_label_is_scored_on_its_clean_top1():
     lm = micro("vit")
-    got = hd.partial_pruning(lm, lm.preprocess(images_of(lm, 2)[0]), None, layer=0, head=0)
-    assert set(got) == {"top5_idx", "top5_prob"} and got["top5_idx"].shape == (len(MODES), 2, 5)
+    pixels = lm.preprocess(images_of(lm, 2)[0])
+    got = hd.partial_pruning(lm, pixels, torch.tensor([-1, len(lm.labels)]), layer=0, head=0)
+    with torch.no_grad():
+        top1 = lm.forward(pixels).argmax(-1)
+    assert got["target"].tolist() == top1.tolist()  # taken from the clean pass, no forward of its own
+    assert got["top5_idx"][0, :, 0].tolist() == top1.tolist()  # mode `none` is the clean pass
+    torch.testing.assert_close(got["target_prob"][0], got["top5_prob"][0, :, 0])
 
 
 def test_partial_modes_zero_the_blocks_named():
