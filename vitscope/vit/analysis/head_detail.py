@@ -22,8 +22,15 @@ the full sequence, prefix tokens first), with that CLS/prefix flag.
 
 from __future__ import annotations
 
+import hashlib
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
+from torch import nn
 
 from vitscope.contracts.errors import UserError
 from vitscope.contracts.kinds.head_detail import HeadDetailParams
@@ -156,6 +163,53 @@ def partial_masks(layout: TokenLayout, n_heads: int, head: int) -> torch.Tensor:
     return masks
 
 
+CLEAN_PASS_BYTES = 256 * 2**20
+"""What the clean passes kept per model may hold (a ViT-B/16 image at 224 px: 7.3 MB)."""
+
+_CLEAN_PASSES: weakref.WeakKeyDictionary[nn.Module, OrderedDict[tuple[Any, ...], CleanPass]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(frozen=True)
+class CleanPass:
+    """The unpruned pass of some pixels: what `forward` returns, and the residual stream entering
+    every layer (I, T, D)."""
+
+    output: torch.Tensor
+    residuals: tuple[torch.Tensor, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.output, *self.residuals))
+
+
+@torch.no_grad()
+def clean_pass(lm: LoadedModel, pixels: torch.Tensor) -> CleanPass:
+    """The clean pass of `pixels` through `lm`, kept per model for the images clicked last.
+
+    Clicking through the heads of one image prunes one head after another on the same pixels; the
+    clean pass they all resume from is computed once (LRU by pixel content, `CLEAN_PASS_BYTES` per
+    model), so a click costs only its pruned copies. Only this function fills the store, so a kept
+    pass is bit for bit the one a fresh pass would give.
+    """
+    array = pixels.detach().cpu().contiguous().numpy()
+    key = (lm.dtype, array.shape, hashlib.sha256(array.tobytes()).hexdigest())
+    kept = _CLEAN_PASSES.setdefault(lm.model, OrderedDict())
+    if key in kept:
+        kept.move_to_end(key)
+        return kept[key]
+    with intervene(lm.parts, record_residuals=True) as rec:
+        output = lm.forward(pixels)
+    found = CleanPass(output, tuple(rec.residuals[layer] for layer in range(lm.num_layers)))
+    kept[key] = found
+    while sum(p.nbytes for p in kept.values()) > CLEAN_PASS_BYTES and len(kept) > 1:
+        kept.popitem(last=False)
+    if found.nbytes > CLEAN_PASS_BYTES:
+        kept.pop(key)
+    return found
+
+
 @torch.no_grad()
 def partial_pruning(
     lm: LoadedModel, pixels: torch.Tensor, labels: torch.Tensor, layer: int, head: int
@@ -173,9 +227,8 @@ def partial_pruning(
     size = (pixels.shape[-2], pixels.shape[-1])
     scale = partial_masks(lm.layout_for(size), lm.num_heads, head)[1:]  # `none` scales nothing
     scale = scale.to(pixels.device).repeat_interleave(n, 0)  # mode-major, like the stream repeated below
-    with intervene(lm.parts, record_residuals=[layer]) as rec:
-        clean = lm.forward(pixels) if lm.classifier else lm.features(pixels)[:, lm.layout.cls_index]
-    stream = rec.residuals[layer].repeat(modes - 1, 1, 1)
+    found = clean_pass(lm, pixels)
+    clean, stream = found.output, found.residuals[layer].repeat(modes - 1, 1, 1)
     pruned = lm.resume(layer, stream, size, features=not lm.classifier, attn_scale={layer: scale})
     if not lm.classifier:
         cls = torch.cat([clean, pruned[:, lm.layout.cls_index]]).float().view(modes, n, -1)

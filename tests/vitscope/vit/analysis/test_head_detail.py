@@ -338,3 +338,28 @@ def test_bipartite_links_are_the_first_k_of_a_stable_sort_of_the_whole_matrix():
         order = torch.sort(matrix.flatten(), descending=True, stable=True).indices[:k]
         links = hd.bipartite_links(matrix, n_prefix=1, k=k)
         assert torch.equal(links[:, 0].long() * 17 + links[:, 1].long(), order), k
+
+
+def test_clicks_on_one_image_share_its_clean_pass_and_give_what_a_fresh_pass_gives(monkeypatch):
+    lm = micro("vit")
+    images, labels = images_of(lm)
+    first, second = lm.preprocess(images[:1]), lm.preprocess(images[1:2])
+    label = torch.as_tensor(labels[:1])
+    hd._CLEAN_PASSES.pop(lm.model, None)
+    fresh = hd.partial_pruning(lm, first, label, layer=1, head=2)
+    kept = hd._CLEAN_PASSES[lm.model]
+    assert len(kept) == 1
+    [entry] = kept.values()
+    again = hd.partial_pruning(lm, first.clone(), label, layer=1, head=2)  # same pixels, another tensor
+    other_head = hd.partial_pruning(lm, first, label, layer=0, head=1)
+    assert len(kept) == 1 and next(iter(kept.values())) is entry  # one clean pass served three clicks
+    for name in fresh:
+        torch.testing.assert_close(again[name], fresh[name], atol=0, rtol=0, msg=name)
+    hd._CLEAN_PASSES.pop(lm.model)
+    alone = hd.partial_pruning(lm, first, label, layer=0, head=1)
+    for name in alone:
+        torch.testing.assert_close(other_head[name], alone[name], atol=0, rtol=0, msg=name)
+    # a bounded store: past its bytes the image clicked longest ago goes
+    monkeypatch.setattr(hd, "CLEAN_PASS_BYTES", entry.nbytes + 1)
+    hd.partial_pruning(lm, second, label, layer=0, head=0)
+    assert len(hd._CLEAN_PASSES[lm.model]) == 1
