@@ -22,7 +22,12 @@ directions it lost become zero columns. For the same reason the block's other Ri
 not the next axes; the second axis is the top one of G deflated by the first. The cost per map
 and axis is ~8 n^3 in batched matmuls, which the GPU runs at full rate, plus six batched 8 x 8
 eigendecompositions. With P x P, M v1 = sigma1 u1 and sigma1^2 = u1^T G u1, so the features
-are never needed after their Gram matrix.
+are never needed after their Gram matrix. Most maps need far less: ViT features' spectra fall off
+(l9/l1 is 0.02-0.08 on the demo and random ViT-B over SynthScenes, at most 0.29 for DINOv2-S on real
+photos), so a first try with three squarings and two products (power 16) already holds the top
+eigenvector to float32 rounding; only the matrices whose block has not provably converged
+(`converged`, from the block's Ritz values) run the full iteration. On ViT-B the first try's
+vector differs from float64 `eigh`'s by at most 4e-7 (the full iteration's: 3e-7).
 
 Sign: a principal axis has no sign; `orient` fixes it with a rule under which a solver returning -v
 gives the same map. The default, `cls-attention`, makes positive the side of the axis that the CLS
@@ -94,6 +99,11 @@ BLOCK_STEPS = 4
 """Products of the block with A: power 4 * 256, error ~ (l9/l1)^1024."""
 BLOCK_SEED = 0
 """Seed of the start block, so the solver is deterministic."""
+FAST_SQUARINGS = 3
+FAST_STEPS = 2
+"""The first try: power 2 * 8 = 16, enough where l9/l1 < 0.17 (real and random ViT features: 0.02-0.08)."""
+FAST_TOLERANCE = 1e-12
+"""A first try's block counts as converged when (theta_8 / theta_1)^16 is at most this."""
 TOP_K = 5
 RANDOM_SEED_OFFSET = 0x5EED0000
 """Added to the sanity-check seed, so the random copy never equals a `random:` model made at seed 0."""
@@ -111,23 +121,51 @@ def _trace(a: torch.Tensor) -> torch.Tensor:
 def top_eigenvector(gram: torch.Tensor) -> torch.Tensor:
     """Return the unit top eigenvector (..., n) of symmetric PSD matrices `gram` (..., n, n); sign arbitrary.
 
-    Subspace iteration with A = G^(2^SQUARINGS), then Rayleigh-Ritz with G (module doc).
-    A zero matrix gives a zero vector.
+    Subspace iteration with A = G^(2^squarings), then Rayleigh-Ritz with G (module doc): first
+    with `FAST_SQUARINGS` and `FAST_STEPS`, then, for the matrices whose block has not provably
+    converged by `converged`, again with `SQUARINGS` and `BLOCK_STEPS`. A zero matrix gives a zero vector.
     """
+    vec, ritz = _subspace_iteration(gram, FAST_SQUARINGS, FAST_STEPS)
+    slow = ~converged(ritz, FAST_STEPS * 2**FAST_SQUARINGS, gram.shape[-1])
+    if bool(slow.any()):  # one device sync per call; rare on real features (l9/l1 is about 0.02-0.08)
+        vec[slow] = _subspace_iteration(gram[slow], SQUARINGS, BLOCK_STEPS)[0]
+    return vec
+
+
+def converged(ritz: torch.Tensor, power: int, n: int) -> torch.Tensor:
+    """True (...) where a block of power `power` surely holds the top eigenvector to rounding.
+
+    The block's distance to the top eigenvector shrinks as (l_{w+1} / l_1)^power for a block of
+    width w; its smallest Ritz value bounds l_{w+1} from above (l_{w+1} <= l_w, and the Ritz values
+    of a converged block are the top eigenvalues), so (theta_w / theta_1)^power <= `FAST_TOLERANCE`
+    is enough. A direction the iteration dropped as a zero column (`_orthonormalise`: below sqrt(eps)
+    of the block after a product with A = G^8) has a zero Ritz value and passes: the next product
+    leaves it at most (sqrt(eps))^2 = eps of the top one, rounding. A block as wide as the matrix
+    holds every eigenvector.
+    """
+    if ritz.shape[-1] >= n:
+        return torch.ones(ritz.shape[:-1], dtype=torch.bool, device=ritz.device)
+    top = ritz[..., -1].clamp_min(torch.finfo(ritz.dtype).tiny)
+    return (ritz[..., 0].clamp_min(0) / top) ** power <= FAST_TOLERANCE
+
+
+def _subspace_iteration(gram: torch.Tensor, squarings: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top Ritz vector (..., n) of a block iterated `steps` times with A = G^(2^squarings), and the
+    block's Ritz values (..., w) in float64, ascending."""
     n = gram.shape[-1]
     tiny = torch.finfo(gram.dtype).tiny
     # max |entry|, not the trace, is positive also for the rounding-indefinite rest of a deflation
     a = gram / gram.abs().amax((-2, -1)).clamp_min(tiny)[..., None, None]
-    for _ in range(SQUARINGS):
+    for _ in range(squarings):
         a = a @ a
         a = a / _trace(a).clamp_min(tiny)[..., None, None]
     start = torch.Generator().manual_seed(BLOCK_SEED)
     q = torch.randn(n, min(n, BLOCK), generator=start).to(gram)
-    for _ in range(BLOCK_STEPS):
+    for _ in range(steps):
         q = _orthonormalise(a @ q)
     q = _orthonormalise(q)  # the second pass makes the basis orthonormal to rounding
-    _, ritz = torch.linalg.eigh((q.mT @ gram @ q).double())
-    return (q @ ritz[..., -1:].to(q.dtype))[..., 0]
+    values, ritz = torch.linalg.eigh((q.mT @ gram @ q).double())
+    return (q @ ritz[..., -1:].to(q.dtype))[..., 0], values
 
 
 def _orthonormalise(y: torch.Tensor) -> torch.Tensor:

@@ -83,6 +83,21 @@ def test_top_eigenvector_separates_nearly_equal_top_eigenvalues(rest):
     assert torch.equal(top_eigenvector(gram), ours)  # a fixed start block: deterministic
 
 
+@pytest.mark.parametrize(("rest", "second_tries"), [(0.08, 0), (0.99, 1)])
+def test_only_blocks_not_surely_converged_take_the_long_iteration(monkeypatch, rest, second_tries):
+    gram = psd_batch([1.0, 0.7], rest=rest, batch=6)  # real ViT features: l9/l1 of 0.02-0.08
+    calls = []
+    inner = eigencam._subspace_iteration
+    monkeypatch.setattr(
+        eigencam, "_subspace_iteration", lambda g, sq, steps: calls.append(len(g)) or inner(g, sq, steps)
+    )
+    ours = top_eigenvector(gram).double()
+    assert calls[0] == 6 and calls[1:] == [6] * second_tries
+    truth = torch.linalg.eigh(gram.double())[1][..., -1]
+    aligned = ours * torch.sign((ours * truth).sum(-1, keepdim=True))
+    assert (aligned - truth).norm(dim=-1).max() < 1e-5
+
+
 def test_top_eigenvector_of_a_repeated_top_eigenvalue_is_a_unit_vector_of_its_eigenspace():
     gram = psd_batch([2.0, 2.0], n=40)
     _, vecs = np.linalg.eigh(gram.double().numpy())
