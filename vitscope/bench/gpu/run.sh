@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every vitscope benchmark on one GPU machine, as JSON lines in $OUT/benches.jsonl.
 #
-#   bash vitscope/bench/gpu/run.sh [all|core|trust|profile]   (from the repository root; OUT defaults to ./out)
+#   bash vitscope/bench/gpu/run.sh [all|core|trust|profile|speed]   (from the repository root; OUT defaults to ./out)
 #
 # Installs, offline and without dependency resolution, exactly the wheels listed in
 # vitscope/bench/gpu/requirements-gpu.txt from .whl/ (see that file for how to fetch them), records
@@ -10,7 +10,8 @@
 # stack, the CUDA tests, capture, profiles, patterns); `trust`: the faithfulness bench and the
 # 500-image held-out localization report; `all` both (over ten minutes: one device call allows ten, so
 # run `trust` and `core` as two calls). `profile` runs the GPU profile (vitscope/bench/gpu/hotspots.py)
-# and the core benches without the float32 naive loop.
+# and the core benches without the float32 naive loop. `speed`: imports (twice), Eigen-CAM, the run path
+# and a head click's jobs in process.
 # Outputs: benches.jsonl, env.txt, tests.txt, profile.txt and logs.tgz (each step's stderr).
 set -u
 MODE=${1:-all}
@@ -67,6 +68,34 @@ if [ "$MODE" = all ] || [ "$MODE" = trust ]; then
     --device cuda --json && cp "$LOGS/eval_localization_500.json" "$OUT/"
 fi
 [ "$MODE" = trust ] && { tar -czf "$OUT/logs.tgz" -C "$LOGS" .; exit 0; }
+
+# `speed`: what the third session changed (Eigen-CAM's solver, the run path's start-up, a click's
+# pruning on a GPU worker), with both sides of each ratio in one run
+if [ "$MODE" = speed ]; then
+  for attempt in first second; do  # the machine's first import of a library compiles its bytecode
+    step import_$attempt 120 python3 -c "
+import json, time
+t0 = time.perf_counter(); import torch
+t1 = time.perf_counter(); import transformers
+t2 = time.perf_counter(); from transformers import AttentionInterface
+t3 = time.perf_counter()
+print(json.dumps({'bench': 'imports', 'attempt': '$attempt', 'torch_s': t1 - t0, 'transformers_s': t2 - t1,
+                  'attention_interface_s': t3 - t2}))"
+  done
+  step eigencam_256 120 $V bench eigencam --model random:vit-base --images 256 --device cuda --dtype bfloat16 --batch-size 256
+  step eigencam_64 120 $V bench eigencam --model random:vit-base --images 256 --device cuda --dtype bfloat16 --batch-size 64
+  for attempt in 1 2; do
+    wall run_head_importance_1000_$attempt 120 $V run head-importance --model random:vit-base \
+      --dataset synthscenes:1000 --param dtype='"bfloat16"' --out /tmp/run-hi-$attempt --json
+  done
+  wall run_eigencam_1000 120 $V run eigencam --model random:vit-base --dataset synthscenes:1000 \
+    --param faithfulness=false --out /tmp/run-cam --json
+  wall run_eigencam_1000_bf16 120 $V run eigencam --model random:vit-base --dataset synthscenes:1000 \
+    --param faithfulness=false --param dtype='"bfloat16"' --param batch_size=256 --out /tmp/run-cam-bf16 --json
+  step clicks 120 python3 vitscope/bench/gpu/clicks.py
+  tar -czf "$OUT/logs.tgz" -C "$LOGS" .
+  exit 0
+fi
 
 # where a `vitscope run` spends its time before the analysis: imports, model load, CUDA start
 step startup 120 python3 -c "
