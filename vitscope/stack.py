@@ -46,6 +46,7 @@ from pydantic import Field
 from vitscope.contracts.errors import UserError
 from vitscope.contracts.queue import worker_queues
 from vitscope.contracts.settings import SharedSettings
+from vitscope.vit.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,18 @@ class LocalStackSettings(SharedSettings):
         default=10,
         ge=1,
         description="a child dying this many times in a row, each soon after starting, stops the stack",
+    )
+    device: str = Field(
+        default="auto",
+        description="the workers' device (they read the same variable); on a CPU the dataset worker leaves "
+        "the clicks to the clicks worker and runs at a lower priority (`dataset_worker_nice`)",
+    )
+    dataset_worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="on a CPU, the niceness of the worker that runs dataset-wide jobs, so a click's light "
+        "jobs get the cores first",
     )
 
     @property
@@ -155,10 +168,15 @@ def wait_for_redis(url: str, child: Child | None = None, timeout: float = 15.0) 
 
 
 def worker_command(
-    queue: str, hostname: str = "vitscope@%h", extra: Sequence[str] = (), interactive_only: bool = False
+    queue: str,
+    hostname: str = "vitscope@%h",
+    extra: Sequence[str] = (),
+    interactive_only: bool = False,
+    serves_clicks: bool = True,
 ) -> list[str]:
     """Return the command of one Celery worker with one pool process (one per GPU), consuming the
-    interactive queue first and then `queue` (or, with `interactive_only`, the interactive queue only)."""
+    interactive queue first and then `queue` (with `interactive_only`, the interactive queue only;
+    without `serves_clicks`, `queue` only)."""
     return [
         sys.executable,
         "-m",
@@ -171,7 +189,7 @@ def worker_command(
         "--concurrency",
         "1",
         "-Q",
-        worker_queues(queue, interactive_only),
+        worker_queues(queue, interactive_only) if serves_clicks else queue,
         "--hostname",
         hostname,
         "--loglevel",
@@ -226,6 +244,8 @@ class Child:
     grace: float = 10.0
     die_with_parent: bool = False
     """SIGTERM the child when the thread that started it dies (Linux); start it from the main thread."""
+    nice: int = 0
+    """Added to the child's niceness (a lower CPU priority)."""
     process: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -239,7 +259,7 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as a whole
-            preexec_fn=_parent_death_signal() if self.die_with_parent else None,
+            preexec_fn=_preexec(self.die_with_parent, self.nice),
         )
         self.started = time.monotonic()
         threading.Thread(target=self._pump, name=f"pump-{self.name}", daemon=True).start()
@@ -285,6 +305,30 @@ class Child:
 
 
 PR_SET_PDEATHSIG = 1
+
+
+def _preexec(die_with_parent: bool, nice: int) -> Callable[[], None] | None:
+    """Return the `preexec_fn` of a child: the parent-death signal and the niceness asked for."""
+    steps = [f for f in (_parent_death_signal() if die_with_parent else None, _nicer(nice)) if f is not None]
+    if not steps:
+        return None
+
+    def run() -> None:
+        for step in steps:
+            step()
+
+    return run
+
+
+def _nicer(increment: int) -> Callable[[], None] | None:
+    """Return a `preexec_fn` lowering the child's priority by `increment` (None for 0)."""
+    if not increment:
+        return None
+
+    def lower() -> None:
+        os.nice(increment)
+
+    return lower
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
@@ -436,9 +480,14 @@ class Stack:
             wait_for_redis(s.effective_redis_url)
         # SIGTERM lets the worker finish its job; SIGQUIT puts an unfinished one back on the queue
         signals = (signal.SIGTERM, signal.SIGQUIT)
-        self._spawn(Child("worker", worker_command(s.queue), env, self.out, signals, die_with_parent=True))
         # a second worker serves only the head page's per-click jobs, so a click never waits for a
-        # dataset-wide job to finish (the first worker takes them too when it is free)
+        # dataset-wide job to finish. On a GPU the first worker takes them too when it is free; on a
+        # CPU two jobs at once would split the cores (each slower than both in turn), so there the
+        # first worker leaves clicks alone and yields the cores to them (a lower priority)
+        cpu = resolve_device(s.device) == "cpu"
+        worker = worker_command(s.queue, serves_clicks=not cpu)
+        nice = s.dataset_worker_nice if cpu else 0
+        self._spawn(Child("worker", worker, env, self.out, signals, die_with_parent=True, nice=nice))
         clicks = worker_command(s.queue, "clicks@%h", interactive_only=True)
         self._spawn(Child("clicks", clicks, env, self.out, signals, die_with_parent=True))
         self._spawn(Child("api", api_command(), env, self.out, die_with_parent=True))

@@ -184,3 +184,35 @@ def test_workers_serve_the_interactive_queue_first_and_one_serves_only_it():
     both, clicks = worker_command("vq"), worker_command("vq", "clicks@%h", interactive_only=True)
     assert both[both.index("-Q") + 1] == "vq.interactive,vq"
     assert clicks[clicks.index("-Q") + 1] == "vq.interactive" and "clicks@%h" in clicks
+
+
+def test_a_worker_that_serves_no_clicks_consumes_only_the_dataset_queue():
+    from vitscope.stack import worker_command
+
+    dataset = worker_command("vq", serves_clicks=False)
+    assert dataset[dataset.index("-Q") + 1] == "vq"
+
+
+def test_a_child_runs_at_the_niceness_asked_for():
+    out = io.StringIO()
+    child = Child("nice", [sys.executable, "-c", "import os; print(os.nice(0))"], out=out, nice=7).start()
+    child.process.wait()
+    time.sleep(0.2)  # let the pump thread drain the pipe
+    assert out.getvalue() == f"[nice] {os.nice(0) + 7}\n"
+
+
+@pytest.mark.parametrize(("device", "serves_clicks", "nice"), [("cpu", False, 10), ("cuda", True, 0)])
+def test_on_a_cpu_the_dataset_worker_leaves_the_clicks_to_the_clicks_worker(
+    monkeypatch, tmp_path, redis_url, device, serves_clicks, nice
+):
+    settings = LocalStackSettings(data_dir=tmp_path, redis_url=redis_url, device=device)
+    stack = Stack(settings, out=io.StringIO())
+    spawned = {}
+    monkeypatch.setattr(stack, "_check_ports", lambda: None)
+    monkeypatch.setattr(stack, "_spawn", lambda child: spawned.setdefault(child.name, child))
+    stack.start()
+    worker, clicks = spawned["worker"], spawned["clicks"]
+    queues = worker.argv[worker.argv.index("-Q") + 1]
+    assert queues == ("vitscope.interactive,vitscope" if serves_clicks else "vitscope")
+    assert worker.nice == nice and clicks.nice == 0 and "vitscope.interactive" in clicks.argv
+    stack.stop()
