@@ -40,6 +40,13 @@ def register(sub: Any) -> None:
     p.add_argument("--layer", type=int, default=-1, help="layer the reference maps (and agreement uses)")
     p.add_argument("--reference-images", type=int, default=64, help="images the slow reference runs on")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument(
+        "--inputs",
+        default="noise",
+        choices=["noise", "synthscenes"],
+        help="Gaussian-noise pixels (whose features have flat spectra: the solver's slow case) or "
+        "SynthScenes images (shapes on textured backgrounds: image-like spectra)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -172,6 +179,19 @@ def _over(batches: list[Any], fn: Callable[[Any], Any]) -> Callable[[], None]:
     return all_batches
 
 
+def _inputs(lm: Any, kind: str, n: int) -> Any:
+    """The bench's pixels (n, 3, h, w), float32 on the CPU."""
+    import torch
+
+    if kind == "noise":
+        g = torch.Generator(device="cpu").manual_seed(0)
+        return torch.randn(n, 3, *lm.layout.image_size, generator=g)
+    from vitscope.vit.data.inputs import SynthSource
+
+    [batch] = SynthSource(n, seed=0).batches(n, lm.input_geometry)
+    return lm.preprocess(batch.images).cpu()
+
+
 def run(args: argparse.Namespace) -> int:
     """Time the plain forward, vitscope's Eigen-CAM and the reference in one run; print JSON lines."""
     import torch
@@ -182,8 +202,7 @@ def run(args: argparse.Namespace) -> int:
     lm = load_model(args.model, device=args.device)
     lm.to(args.device, getattr(torch, args.dtype))
     layer = args.layer % lm.num_layers
-    g = torch.Generator(device="cpu").manual_seed(0)
-    x = torch.randn(args.images, 3, *lm.layout.image_size, generator=g).to(args.device, lm.dtype)
+    x = _inputs(lm, args.inputs, args.images).to(args.device, lm.dtype)
     batches = list(x.split(args.batch_size))
     ref_batches = list(x[: min(args.reference_images, args.images)].split(args.batch_size))
     # Eigen-CAM alone: the baselines (attention rollout materialises every layer's attention) are off
@@ -226,7 +245,13 @@ def _emit_all(
     corr: np.ndarray,
 ) -> None:
     """One JSON line per measurement, then the summary with ratios, agreement and environment."""
-    common = {"bench": "eigencam", "model": args.model, "batch_size": args.batch_size, "dtype": args.dtype}
+    common = {
+        "bench": "eigencam",
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "dtype": args.dtype,
+        "inputs": args.inputs,
+    }
     layers = {"plain_forward": None, "vitscope_all_layers": lm.num_layers, "vitscope_one_layer": 1}
     for what, rate in rates.items():
         images = n_ref if what == "reference_one_layer" else args.images

@@ -87,9 +87,9 @@ def test_top_eigenvector_separates_nearly_equal_top_eigenvalues(rest):
 def test_only_blocks_not_surely_converged_take_the_long_iteration(monkeypatch, rest, second_tries):
     gram = psd_batch([1.0, 0.7], rest=rest, batch=6)  # real ViT features: l9/l1 of 0.02-0.08
     calls = []
-    inner = eigencam._subspace_iteration
+    inner = eigencam._block_ritz
     monkeypatch.setattr(
-        eigencam, "_subspace_iteration", lambda g, sq, steps: calls.append(len(g)) or inner(g, sq, steps)
+        eigencam, "_block_ritz", lambda g, a, steps: calls.append(len(g)) or inner(g, a, steps)
     )
     ours = top_eigenvector(gram).double()
     assert calls[0] == 6 and calls[1:] == [6] * second_tries
