@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.utils.models import FAMILIES
 from vitscope.contracts.cost import JobCost, estimate_cost, model_geometry, pass_gflop
 from vitscope.contracts.jobs import normalize_job
 
@@ -77,3 +78,19 @@ def test_only_specs_known_without_loading_have_a_known_geometry() -> None:
     assert known_geometry("random:deit-distilled-tiny") == (12, 192, 3, 224, 16, 2)
     assert known_geometry("google/vit-base-patch16-224") is None
     assert model_geometry("google/vit-base-patch16-224") == UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["demo", *(f"random:{family}-{size}" for family in FAMILIES for size in ("micro", "tiny"))],
+)
+def test_a_known_geometry_is_the_loaded_models_own(spec) -> None:
+    # the contracts price models without torch, so they keep their own table of sizes
+    # (vitscope/vit/models/configs.py builds the models): the two must not drift apart
+    from vitscope.contracts.cost import known_geometry
+    from vitscope.vit.models import load_model
+
+    lm = load_model(spec)
+    layout = lm.layout
+    loaded = (lm.num_layers, lm.model.config.hidden_size, lm.num_heads, layout.image_size[0])
+    assert known_geometry(spec) == (*loaded, layout.patch_size, layout.n_prefix)
