@@ -89,8 +89,9 @@ def _outside(placement: Placement) -> list[dict[str, object]]:
 def rank_corr_line(
     rank_corr: np.ndarray, selected: int | None, layer_numbers: Sequence[int] | None = None
 ) -> go.Figure:
-    """Per-layer rank correlation between the trained and random-weights maps, `rank_corr` (L,);
-    `selected` indexes `rank_corr`, `layer_numbers` name its entries (default 0..L-1)."""
+    """This image's per-layer |rank correlation| between its trained and random-weights maps (an
+    independent random copy), `rank_corr` (L,); `selected` indexes `rank_corr`, `layer_numbers` name
+    its entries (default 0..L-1). The Trust panel's check is the model's, over a sample."""
     layers = list(layer_numbers) if layer_numbers is not None else list(range(len(rank_corr)))
     colors = layer_colors(len(layers))
     fig = go.Figure(
@@ -100,15 +101,15 @@ def rank_corr_line(
             mode="lines+markers",
             line={"color": MUTED},
             marker={"size": 8, "color": colors},
-            hovertemplate="layer %{x}<br>Spearman ρ: %{y:.3f}<extra></extra>",
+            hovertemplate="layer %{x}<br>|Spearman ρ|: %{y:.3f}<extra></extra>",
         )
     )
-    fig.add_hline(y=0, line={"color": "#888", "width": 1})
     if selected is not None and 0 <= selected < len(layers) and np.isfinite(rank_corr[selected]):
         fig.add_trace(ring_trace(layers[selected], float(rank_corr[selected]), size=15))
     fig.update_xaxes(title="layer", dtick=1)
-    fig.update_yaxes(title="Spearman ρ", range=[-1.05, 1.05])
-    return base_layout(fig, "Randomized-weights check (near 0 = the map depends on the weights)", height=260)
+    fig.update_yaxes(title="|Spearman ρ|", range=[0, 1.05])
+    title = "This image against random weights (near 0 = the map depends on the weights)"
+    return base_layout(fig, title, height=260)
 
 
 # -- the Trust panel ------------------------------------------------------------------------------
