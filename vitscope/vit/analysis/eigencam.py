@@ -546,7 +546,9 @@ def ssim(a: np.ndarray, b: np.ndarray, grid: tuple[int, int], window: int = 3) -
     Wang et al. 2004 with a `window` x `window` uniform window (the grids are small), C1 = 0.01^2,
     C2 = 0.03^2 for a data range of 1.
     """
-    x, y = (torch.as_tensor(np.ascontiguousarray(m), dtype=torch.float64) for m in (a, b))
+    x, y = (
+        torch.from_numpy(np.array(m, dtype=np.float64)) for m in (a, b)
+    )  # copies: inputs may be read-only
     x, y = scale_unit(x), scale_unit(y)
     lead = x.shape[:-1]
     x, y = (m.reshape(-1, 1, *grid) for m in (x, y))
@@ -604,12 +606,11 @@ def run(
     if random_lm is not None:
         progress(span[1], f"randomized-weights check on {summary_sample(params)}")
         if on_job:
-            sample_pixels = torch.cat(cascade_inputs)
+            cascade = torch.cat(cascade_inputs)
+            arrays["cascade"] = cascade_projections(lm, random_lm, cascade, settings, params.batch_size)
         else:
-            sample_pixels = reference_pixels(lm, params.sanity_images)
-            sample = _maps_of(lm, random_lm, sample_pixels, settings, params.batch_size)
-        arrays["cascade"] = cascade_projections(lm, random_lm, sample_pixels, settings, params.batch_size)
-        sample["cascade"] = arrays["cascade"]
+            sample = reference_sample(lm, random_lm, settings, params.sanity_images, params.batch_size)
+            arrays["cascade"] = sample["cascade"]
         progress(1.0, "randomized-weights check done")
     return _result(lm, settings, params, arrays, sample)
 
@@ -630,15 +631,32 @@ def reference_pixels(lm: LoadedModel, n: int) -> torch.Tensor:
     return lm.preprocess(batch.images)
 
 
-def _maps_of(
-    lm: LoadedModel, random_lm: LoadedModel, pixels: torch.Tensor, settings: Settings, batch_size: int
+_REFERENCE_SAMPLES: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], dict[str, np.ndarray]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def reference_sample(
+    lm: LoadedModel, random_lm: LoadedModel, settings: Settings, n: int, batch_size: int
 ) -> dict[str, np.ndarray]:
-    """The trained and the randomized copy's maps of `pixels`, as the job collects its own."""
-    chunks: dict[str, list[Any]] = defaultdict(list)
-    for chunk in pixels.split(batch_size):
-        _collect(chunks, "", analyse_batch(lm, chunk, settings), None)
-        _collect(chunks, "_random", analyse_batch(random_lm, chunk, settings), None)
-    return {name: np.concatenate(parts) for name, parts in chunks.items()}
+    """The fixed reference sample's trained and randomized maps and its cascade, as the job collects
+    its own (`cascade` (n, L + 1, layers, P) besides). Every job of a model reads the same sample, so
+    it is computed once per model, random copy, settings, size and batch size in a process (the
+    batch size too: the same chunks give the same numbers bit for bit) and kept with the model."""
+    key = (random_lm.spec, settings, n, batch_size, lm.dtype, str(lm.device), lm.layout.image_size)
+    kept = _REFERENCE_SAMPLES.setdefault(lm.model, {})
+    if key not in kept:
+        pixels = reference_pixels(lm, n)
+        chunks: dict[str, list[Any]] = defaultdict(list)
+        for chunk in pixels.split(batch_size):
+            _collect(chunks, "", analyse_batch(lm, chunk, settings), None)
+            _collect(chunks, "_random", analyse_batch(random_lm, chunk, settings), None)
+        sample = {name: np.concatenate(parts) for name, parts in chunks.items()}
+        sample["cascade"] = cascade_projections(lm, random_lm, pixels, settings, batch_size)
+        for array in sample.values():
+            array.setflags(write=False)  # shared by every job that reads the sample
+        kept[key] = sample
+    return kept[key]
 
 
 def _collect(

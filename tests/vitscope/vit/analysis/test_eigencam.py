@@ -383,6 +383,25 @@ def test_the_randomization_readings_belong_to_the_model_not_to_the_jobs_images()
     assert readings == pytest.approx({name: r["rank_corr"] for name, r in two.summary["sanity"].items()})
 
 
+def test_the_reference_sample_is_computed_once_per_model_and_settings(monkeypatch):
+    lm = micro("deit")
+    eigencam._REFERENCE_SAMPLES.pop(lm.model, None)
+    cascades = []
+    inner = eigencam.cascade_projections
+    monkeypatch.setattr(eigencam, "cascade_projections", lambda *a: cascades.append(1) or inner(*a))
+    params = EigenCamParams(batch_size=2, faithfulness=False, sanity_images=2)
+    first = run(lm, SynthSource(2, seed=5), params)
+    second = run(lm, SynthSource(3, seed=6), params)
+    assert len(cascades) == 1  # the second job read the kept sample
+    assert first.summary["sanity"] == second.summary["sanity"]
+    run(lm, SynthSource(2, seed=5), params.model_copy(update={"sign_rule": "skew"}))
+    assert len(cascades) == 2  # other settings, another sample
+    eigencam._REFERENCE_SAMPLES.pop(lm.model)
+    again = run(lm, SynthSource(2, seed=5), params)  # computed afresh: the same numbers
+    for name, array in first.arrays.items():
+        np.testing.assert_array_equal(array, again.arrays[name], err_msg=name)
+
+
 def test_job_readings_come_from_the_jobs_images_with_the_cascade_on_the_first_ones():
     lm = micro("vit")
     params = EigenCamParams(batch_size=2, faithfulness=False, sanity_images=2, sanity_reference="job")
