@@ -42,6 +42,13 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--seed", type=int, default=0, help="seed of the calibration split, bootstrap and random map"
     )
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="precision of the model's passes (bfloat16: several times faster on a GPU; the maps move by "
+        "its rounding)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(handler=main)
 
@@ -53,6 +60,7 @@ def main(args: argparse.Namespace) -> int:
 
     from vitscope.vit.analysis.eigencam import Settings
     from vitscope.vit.analysis.localization import evaluate
+    from vitscope.vit.analysis.precision import model_in
     from vitscope.vit.data.inputs import SynthSource
     from vitscope.vit.models import load_model
 
@@ -64,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
     if args.steps < 2:
         raise CliError("--steps must be at least 2")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    lm = load_model(args.model, device)
+    lm = model_in(load_model(args.model, device), args.dtype)
     params = EigenCamParams(
         sign_rule=args.sign_rule, relu=args.relu, gradcam_layer=args.gradcam_layer, sanity_check=False
     )
@@ -77,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
     source = SynthSource(spec.n, spec.seed)
     report = evaluate(lm, source, settings, args.batch_size, progress, steps=args.steps, seed=args.seed)
     bar.close()
-    report = {"model": lm.spec, "dataset": str(spec), "device": str(device), **report}
+    report = {"model": lm.spec, "dataset": str(spec), "device": str(device), "dtype": args.dtype, **report}
     print(json.dumps(report) if args.json else _table(report))
     return 0
 

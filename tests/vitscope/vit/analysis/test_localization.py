@@ -152,14 +152,16 @@ def test_evaluate_refuses_images_without_boxes():
         evaluate(lm, NoBoxes(), Settings.of(lm, EigenCamParams()))
 
 
-def test_cli_prints_one_json_object(capsys):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cli_prints_one_json_object(capsys, dtype):
     status = cli(
         [
             "eval-localization",
             *("random:vit-micro", "--dataset", "synthscenes:3", "--device", "cpu", "--steps", "2", "--json"),
+            *("--dtype", dtype),
         ]
     )
     assert status == 0
     report = json.loads(capsys.readouterr().out)
     assert {"eigencam", "rollout", "gradcam", "random", "centre", "best_layer"} <= set(report)
-    assert report["dataset"] == "synthscenes:3:seed=0"
+    assert report["dataset"] == "synthscenes:3:seed=0" and report["dtype"] == dtype
