@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
-import time
-from collections.abc import Callable
 from functools import partial
 
 import torch
 
+from vitscope.bench.common import timed
 from vitscope.contracts.kinds.head_detail import HeadDetailParams
 from vitscope.contracts.kinds.head_pruning import HeadPruningParams
 from vitscope.vit.analysis import head_detail
@@ -28,22 +26,6 @@ from vitscope.vit.models import load_model
 
 MODEL = os.environ.get("VITSCOPE_CLICKS_MODEL", "random:vit-base")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def sync() -> None:
-    if DEVICE == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_s(fn: Callable[[], object], repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -62,10 +44,10 @@ def main() -> None:
         head_detail.run_pruning(lm, source, HeadPruningParams(image=0, layer=layer, head=3))
 
     for layer in (0, lm.num_layers // 2, lm.num_layers - 1):
-        new_image(layer)  # warm-up
-        seen_image(layer)
-        record[f"first_head_of_new_image_layer_{layer}_s"] = median_s(partial(new_image, layer))
-        record[f"head_of_seen_image_layer_{layer}_s"] = median_s(partial(seen_image, layer))
+        record[f"first_head_of_new_image_layer_{layer}_s"] = timed(
+            partial(new_image, layer), DEVICE, warmup=1
+        )
+        record[f"head_of_seen_image_layer_{layer}_s"] = timed(partial(seen_image, layer), DEVICE, warmup=1)
     print(json.dumps({**record, "torch": torch.__version__}), flush=True)
 
 

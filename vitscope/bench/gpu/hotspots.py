@@ -131,17 +131,8 @@ def eigencam_variants(lm: LoadedModel, batch: int = 256) -> None:
 
     def squarings_in_tf32(gram: torch.Tensor) -> torch.Tensor:
         with tf32():
-            a = gram / gram.abs().amax((-2, -1)).clamp_min(1e-30)[..., None, None]
-            for _ in range(ec.SQUARINGS):
-                a = a @ a
-                a = a / ec._trace(a).clamp_min(1e-30)[..., None, None]
-        n = gram.shape[-1]
-        q = torch.randn(n, min(n, ec.BLOCK), generator=torch.Generator().manual_seed(ec.BLOCK_SEED)).to(gram)
-        for _ in range(ec.BLOCK_STEPS):
-            q = ec._orthonormalise(a @ q)
-        q = ec._orthonormalise(q)
-        _, ritz = torch.linalg.eigh((q.mT @ gram @ q).double())
-        return (q @ ritz[..., -1:].to(q.dtype))[..., 0]
+            a = ec._powers(gram / gram.abs().amax((-2, -1)).clamp_min(1e-30)[..., None, None], ec.SQUARINGS)
+        return ec._block_ritz(gram, a, ec.BLOCK_STEPS)[0]
 
     cam = model_in(lm, "bfloat16")
     x = torch.randn(batch, 3, *lm.layout.image_size, device=lm.device, dtype=torch.bfloat16)
