@@ -108,7 +108,7 @@ def rank_corr_line(
         fig.add_trace(ring_trace(layers[selected], float(rank_corr[selected]), size=15))
     fig.update_xaxes(title="layer", dtick=1)
     fig.update_yaxes(title="|Spearman ρ|", range=[0, 1.05])
-    title = "This image against random weights (near 0 = the map depends on the weights)"
+    title = "This image vs. random weights (near 0 = depends on them)"
     return base_layout(fig, title, height=260)
 
 

@@ -438,7 +438,7 @@ def sanity_sample(summary: dict[str, Any]) -> str:
             if count is None
             else f"on the job's first {count} image{'s' * (count != 1)}"
         )
-    return f"on the fixed reference sample {reference}, the same for every job of this model"
+    return f"on the fixed reference sample {reference}"
 
 
 def _most_faithful(summary: dict[str, Any]) -> html.P:
@@ -489,6 +489,8 @@ def _trust_table(summary: dict[str, Any], selected: str) -> html.Table:
         caption += f"; the box covers {_number(box)} of the image on average"
     if sanity:
         caption += f"; random-weights |ρ| and check {sanity_sample(summary)}"
+        if summary.get("sanity_reference") not in (None, "job"):
+            caption += ", the same for every job of this model"
     return html.Table(
         [
             html.Caption(caption + "."),

@@ -138,7 +138,12 @@ def test_the_trust_panel_names_where_the_randomization_readings_come_from() -> N
     from frontend.pages import cam
 
     fixed = {"sanity_reference": "synthscenes:8:seed=0", "cascade_images": 8}
-    assert cam.sanity_sample(fixed) == (
-        "on the fixed reference sample synthscenes:8:seed=0, the same for every job of this model"
-    )
+    assert cam.sanity_sample(fixed) == "on the fixed reference sample synthscenes:8:seed=0"
     assert cam.sanity_sample({"sanity_reference": "job", "cascade_images": 1}) == "on the job's first 1 image"
+    reading = {"rank_corr": 0.3, "randomization": "independent", "passed": True}
+    summary = {"faithfulness_methods": ["rollout"], "sanity": {"rollout": reading}, **fixed}
+    caption = str(cam._trust_table(summary, "rollout").children[0].children)
+    assert caption == (
+        "Means over the job's images; random-weights |ρ| and check on the fixed reference sample "
+        "synthscenes:8:seed=0, the same for every job of this model."
+    )
