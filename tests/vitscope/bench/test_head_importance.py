@@ -35,7 +35,7 @@ def test_float32_run_has_one_line_its_loop_being_the_exact_answer():
 
 
 def test_tf32_block_restores_the_matmul_precision():
-    from vitscope.vit.analysis.head_importance import tf32
+    from vitscope.vit.analysis.precision import tf32
 
     before = torch.get_float32_matmul_precision()
     with tf32():

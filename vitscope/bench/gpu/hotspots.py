@@ -52,9 +52,6 @@ def main() -> None:
     if "--eigencam-variants" in sys.argv:
         eigencam_variants(lm)
         return
-    if "--solver-first-try" in sys.argv:
-        solver_first_try(lm)
-        return
     head_importance(lm)
     eigencam(lm)
     data_path()
@@ -124,8 +121,7 @@ def eigencam_variants(lm: LoadedModel, batch: int = 256) -> None:
     """An experiment, not adopted: the solver's Gram squarings in TF32. Prints the all-layer rate
     against the forward with and without it, and how far the maps move (batch 256, bfloat16)."""
     from vitscope.vit.analysis import eigencam as ec
-    from vitscope.vit.analysis.head_importance import tf32
-    from vitscope.vit.analysis.precision import model_in
+    from vitscope.vit.analysis.precision import model_in, tf32
 
     exact = ec.top_eigenvector
 
@@ -154,42 +150,6 @@ def eigencam_variants(lm: LoadedModel, batch: int = 256) -> None:
     record["projection_max_rel_diff"] = float(((p1 - p0).norm(dim=-1) / p0.norm(dim=-1)).max())
     record["cam_max_abs_diff"] = float((maps["tf32_squarings"].cam - maps["exact"].cam).abs().max())
     print(json.dumps(record), flush=True)
-
-
-def solver_first_try(lm: LoadedModel, batch: int = 256) -> None:
-    """Eigen-CAM of all layers with and without the solver's short first try, on noise pixels (the
-    bench's input: flat spectra, every matrix takes the full iteration) and on SynthScenes images
-    (image-like spectra), against the plain forward; bfloat16, one JSON line per input."""
-    from vitscope.bench.eigencam import _inputs
-    from vitscope.vit.analysis import eigencam as ec
-    from vitscope.vit.analysis.precision import model_in
-
-    cam = model_in(lm, "bfloat16")
-    every = ec.Settings(layers=tuple(range(lm.num_layers)), gradcam_layer=None, rollout=False)
-    first_try = (ec.FAST_SQUARINGS, ec.FAST_STEPS)
-    for inputs in ("noise", "synthscenes"):
-        x = _inputs(lm, inputs, batch).to(lm.device, torch.bfloat16)
-        with torch.no_grad():
-            record: dict[str, object] = {
-                "inputs": inputs,
-                "forward_img_s": batch / seconds(functools.partial(cam.forward, x), 5),
-            }
-            for name, (squarings, steps) in (
-                ("full_only", (ec.SQUARINGS, ec.BLOCK_STEPS)),
-                ("first_try", first_try),
-            ):
-                ec.FAST_SQUARINGS, ec.FAST_STEPS = (
-                    squarings,
-                    steps,
-                )  # full_only: the first try is the full one
-                try:
-                    record[f"{name}_img_s"] = batch / seconds(
-                        functools.partial(ec.analyse_batch, cam, x, every), 5
-                    )
-                finally:
-                    ec.FAST_SQUARINGS, ec.FAST_STEPS = first_try
-                record[f"{name}_vs_forward"] = record[f"{name}_img_s"] / record["forward_img_s"]  # type: ignore[operator]
-        print(json.dumps(record), flush=True)
 
 
 def data_path() -> None:

@@ -25,9 +25,17 @@ eigendecompositions. With P x P, M v1 = sigma1 u1 and sigma1^2 = u1^T G u1, so t
 are never needed after their Gram matrix. Most maps need far less: ViT features' spectra fall off
 (l9/l1 is 0.02-0.08 on the demo and random ViT-B over SynthScenes, at most 0.29 for DINOv2-S on real
 photos), so a first try with three squarings and two products (power 16) already holds the top
-eigenvector to float32 rounding; only the matrices whose block has not provably converged
-(`converged`, from the block's Ritz values) run the full iteration. On ViT-B the first try's
-vector differs from float64 `eigh`'s by at most 4e-7 (the full iteration's: 3e-7).
+eigenvector to float32 rounding; the matrices whose block has not provably converged (`converged`,
+from the block's Ritz values) square on to a second try of power 128, which settles flat spectra such
+as those of noise pixels through random weights (l9/l1 about 0.75), and only what is left runs the
+full iteration (`TRIES`). On ViT-B the first try's vector differs from float64 `eigh`'s by at most
+4e-7 (the full iteration's: 3e-7).
+
+Gram matrices of half-precision features on CUDA are products on the tensor cores: TF32 holds
+bfloat16 and float16 values exactly, so X X^T of the uncentred features has exact products and
+float32 sums, as a float32 product has, and centring follows as a rank-2 update (`_centred_after`);
+where the mean token dominates, so that the subtraction would cost float32 digits, the matrix is
+centred first. Float32 features are centred first and multiplied in float32.
 
 Sign: a principal axis has no sign; `orient` fixes it with a rule under which a solver returning -v
 gives the same map. The default, `cls-attention`, makes positive the side of the axis that the CLS
@@ -68,6 +76,7 @@ own images instead. The per-image arrays (`rank_corr`, `ssim`, `cam_random`) are
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 import weakref
 from collections import defaultdict
@@ -85,25 +94,30 @@ from vitscope.contracts.kinds.eigencam import EigenCamParams, SignRule
 from vitscope.vit.analysis import faithfulness
 from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress, stream
 from vitscope.vit.analysis.gradcam import default_layer, gradcam_map, target_gradients
-from vitscope.vit.analysis.precision import model_in
+from vitscope.vit.analysis.precision import model_in, tf32
 from vitscope.vit.analysis.rollout import Rollout
 from vitscope.vit.data.inputs import Batch, ImageSource, SynthSource
 from vitscope.vit.models import LoadedModel, TokenLayout, intervene
 from vitscope.vit.models.hooks import ATTN_IMPLEMENTATION, ModelParts
 
 SQUARINGS = 8
-"""Gram squarings: A = G^256 (trace-normalised), so each product with A is 256 power steps."""
+"""Gram squarings of the last try: A = G^256 (trace-normalised), so each product with A is 256 power steps."""
 BLOCK = 8
 """Subspace width: the top axis converges as (l9/l1)^power, however close l2 is to l1."""
 BLOCK_STEPS = 4
-"""Products of the block with A: power 4 * 256, error ~ (l9/l1)^1024."""
+"""Products of the block with A in the last try: power 4 * 256, error ~ (l9/l1)^1024."""
 BLOCK_SEED = 0
 """Seed of the start block, so the solver is deterministic."""
-FAST_SQUARINGS = 3
-FAST_STEPS = 2
-"""The first try: power 2 * 8 = 16, enough where l9/l1 < 0.17 (real and random ViT features: 0.02-0.08)."""
+TRIES: tuple[tuple[int, int], ...] = ((3, 2), (5, 4), (SQUARINGS, BLOCK_STEPS))
+"""(squarings so far, block products) of each try: powers 16, 128 and 1024. The first settles image
+features (l9/l1 0.02-0.3 needs at most 0.3^16 = 4e-9), the second flat spectra such as noise pixels'
+through random weights (l9/l1 about 0.75), the last whatever is left; each squares on from the last's A."""
 FAST_TOLERANCE = 1e-12
-"""A first try's block counts as converged when (theta_8 / theta_1)^16 is at most this."""
+"""A try's block counts as converged when (theta_8 / theta_1)^power is at most this."""
+CANCELLATION = 1e3
+"""Largest ratio of uncentred to centred trace at which a half-precision Gram matrix is centred after
+the product (`centred_gram`): its float32 error grows with the ratio, the features' own rounding with
+its square root, and at 1e3 the first is still about 1/300 of the second."""
 TOP_K = 5
 RANDOM_SEED_OFFSET = 0x5EED0000
 """Added to the sanity-check seed, so the random copy never equals a `random:` model made at seed 0."""
@@ -121,21 +135,35 @@ def _trace(a: torch.Tensor) -> torch.Tensor:
 def top_eigenvector(gram: torch.Tensor) -> torch.Tensor:
     """Return the unit top eigenvector (..., n) of symmetric PSD matrices `gram` (..., n, n); sign arbitrary.
 
-    Subspace iteration with A = G^(2^squarings), then Rayleigh-Ritz with G (module doc): first
-    with `FAST_SQUARINGS` and `FAST_STEPS`; the matrices whose block has not provably converged
-    (`converged`) go on squaring their A up to `SQUARINGS` and iterate a fresh block `BLOCK_STEPS`
-    times. A zero matrix gives a zero vector.
+    Subspace iteration with A = G^(2^squarings), then Rayleigh-Ritz with G (module doc), in the
+    `TRIES`: the matrices whose block has not provably converged (`converged`) go on squaring their A
+    and iterate a fresh block in the next try; the last try's vectors stand. A zero matrix gives a
+    zero vector.
     """
-    a = _powers(
-        gram / gram.abs().amax((-2, -1)).clamp_min(torch.finfo(gram.dtype).tiny)[..., None, None],
-        FAST_SQUARINGS,
-    )
-    vec, ritz = _block_ritz(gram, a, FAST_STEPS)
-    slow = ~converged(ritz, FAST_STEPS * 2**FAST_SQUARINGS, gram.shape[-1])
-    if bool(slow.any()):  # one device sync per call; rare on image features (l9/l1 about 0.02-0.3)
-        rest = _powers(a[slow], SQUARINGS - FAST_SQUARINGS)
-        vec[slow] = _block_ritz(gram[slow], rest, BLOCK_STEPS)[0]
-    return vec
+    shape, n = gram.shape[:-1], gram.shape[-1]
+    gram = gram.reshape(-1, n, n)
+    scale = torch.linalg.vector_norm(gram, ord=math.inf, dim=(-2, -1)).clamp_min(torch.finfo(gram.dtype).tiny)
+    a = gram / scale[:, None, None]
+    vec = gram.new_zeros(gram.shape[:-1])
+    todo: torch.Tensor | None = None  # indices still unsettled; None: all of them
+    g, squared = gram, 0
+    for i, (squarings, steps) in enumerate(TRIES):
+        a = _powers(a, squarings - squared)
+        squared = squarings
+        found, ritz = _block_ritz(g, a, steps)
+        if todo is None:
+            vec = found
+        else:
+            vec[todo] = found
+        if i == len(TRIES) - 1:
+            break
+        slow = ~converged(ritz, steps * 2**squarings, n)
+        if not bool(slow.any()):  # one device sync per try
+            break
+        if not bool(slow.all()):  # noise pixels' flat spectra: all of them go on, nothing to gather
+            todo = slow.nonzero()[:, 0] if todo is None else todo[slow]
+            a, g = a[slow], g[slow]
+    return vec.view(shape)
 
 
 def converged(ritz: torch.Tensor, power: int, n: int) -> torch.Tensor:
@@ -161,7 +189,7 @@ def _powers(a: torch.Tensor, squarings: int) -> torch.Tensor:
     tiny = torch.finfo(a.dtype).tiny
     for _ in range(squarings):
         a = a @ a
-        a = a / _trace(a).clamp_min(tiny)[..., None, None]
+        a.div_(_trace(a).clamp_min(tiny)[..., None, None])
     return a
 
 
@@ -208,10 +236,57 @@ def top_eigenvectors(gram: torch.Tensor, k: int = 1) -> torch.Tensor:
 
 
 def centred_gram(patches: torch.Tensor) -> torch.Tensor:
-    """Return M M^T (..., P, P) of the features (..., P, C) centred over patches, in float32."""
+    """Return M M^T (..., P, P) of the features (..., P, C) centred over patches, in float32.
+
+    Half-precision features on CUDA take the tensor cores (`_centred_after`); others are centred
+    first and multiplied in float32.
+    """
+    return _centred_after(patches.float()) if _exact_in_tf32(patches) else _centred_first(patches)
+
+
+def layer_grams(patches: Sequence[torch.Tensor]) -> torch.Tensor:
+    """`centred_gram` of each layer's features (B, P, C), stacked (B, L, P, P): on the tensor cores as
+    one batched product of every layer, else one layer at a time (one float32 copy of a layer's features
+    at a time)."""
+    if not _exact_in_tf32(patches[0]):
+        return torch.stack([_centred_first(p) for p in patches], 1)
+    first = patches[0]
+    x = first.new_empty((first.shape[0], len(patches), *first.shape[1:]), dtype=torch.float32)
+    for i, p in enumerate(patches):
+        x[:, i].copy_(p)
+    return _centred_after(x)
+
+
+def _exact_in_tf32(features: torch.Tensor) -> bool:
+    """Whether `features` are half-precision values on CUDA: TF32 (10 mantissa bits) holds bfloat16's
+    and float16's exactly, so a TF32 product of them has exact products and float32 sums."""
+    return features.is_cuda and features.dtype in (torch.bfloat16, torch.float16)
+
+
+def _centred_first(patches: torch.Tensor) -> torch.Tensor:
     m = patches.float()
     m = m - m.mean(-2, keepdim=True)
     return m @ m.mT
+
+
+def _centred_after(x: torch.Tensor) -> torch.Tensor:
+    """M M^T (..., P, P) of float32 features x (..., P, C) holding half-precision values: X X^T on the
+    tensor cores (exact products, float32 sums, as a float32 product), then centred as a rank-2 update,
+    M M^T = X X^T - s 1^T - 1 s^T + |mu|^2 with mu the mean token and s = X mu, in float32.
+
+    The subtraction loses float32 digits in proportion to how far the mean dominates (the uncentred
+    trace over the centred one); matrices above `CANCELLATION` are centred first instead.
+    """
+    mu = x.mean(-2, keepdim=True)  # (..., 1, C)
+    with tf32():
+        gram = x @ x.mT
+    uncentred = _trace(gram)
+    shift = x @ mu.mT - 0.5 * (mu * mu).sum(-1, keepdim=True)  # (..., P, 1), outside TF32: mu is float32
+    gram.sub_(shift).sub_(shift.mT)
+    bad = ~(_trace(gram) * CANCELLATION >= uncentred)  # also a zero or rounding-negative centred trace
+    if bool(bad.any()):  # one device sync
+        gram[bad] = _centred_first(x[bad])
+    return gram
 
 
 def gram_projections(gram: torch.Tensor, k: int = 1) -> torch.Tensor:
@@ -342,7 +417,7 @@ def eigencam_maps(
     patches = [layout.patches(t.detach(), dim=1) for t in tokens]
     with torch.no_grad():
         if layout.n_patches <= patches[0].shape[-1]:
-            proj = gram_projections(torch.stack([centred_gram(p) for p in patches], 1), components)
+            proj = gram_projections(layer_grams(patches), components)
         else:
             proj = principal_projections(torch.stack(patches, 1), components)
         norms = torch.stack([p.float().norm(dim=-1) for p in patches], 1) if sign_rule == "norm" else None

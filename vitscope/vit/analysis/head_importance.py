@@ -43,7 +43,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -54,7 +53,7 @@ from scipy.stats import spearmanr
 from vitscope.contracts.errors import UserError
 from vitscope.contracts.kinds.head_importance import HeadImportanceParams
 from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress, require_images, stream
-from vitscope.vit.analysis.precision import model_in
+from vitscope.vit.analysis.precision import model_in, tf32
 from vitscope.vit.analysis.probe import ProbeFit, probe_on
 from vitscope.vit.data.inputs import ImageSource, SynthSource
 from vitscope.vit.models import LoadedModel, TokenLayout, intervene
@@ -611,17 +610,6 @@ def _rerun(
         samples, heads = which[:, layer].nonzero(as_tuple=True)
         for s, h in _chunks(samples, heads, chunk_size):
             grid.fill(layer, s, h, ablate_pairs(lm, layer, clean, s, h, cuts=cuts))
-
-
-@contextmanager
-def tf32() -> Iterator[None]:
-    """Float32 matrix products in TF32 inside the block (CUDA), restoring the setting after."""
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(before)
 
 
 @torch.no_grad()

@@ -10,6 +10,8 @@ bfloat16 residual stream; analyses that need float32 decisions re-check them on 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -25,3 +27,14 @@ def model_in(lm: LoadedModel, dtype: str | torch.dtype) -> LoadedModel:
         return lm
     cast = copy.deepcopy(lm)
     return cast.to(lm.device, target)
+
+
+@contextmanager
+def tf32() -> Iterator[None]:
+    """Float32 matrix products in TF32 inside the block (CUDA), restoring the setting after."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)

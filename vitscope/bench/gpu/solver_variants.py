@@ -1,0 +1,83 @@
+"""Eigen-CAM's Gram matrices and solver before and after the 2026-12-03 changes, in one process.
+
+Before: every layer's features centred in float32 and multiplied in float32; tries of power 16 and
+1024. After: half-precision features multiplied on the tensor cores and centred after the product
+(`eigencam._centred_after`); tries of power 16, 128 and 1024. Prints, per input (noise, SynthScenes),
+at batch 256 in bfloat16: the forward's rate, all-layer Eigen-CAM's per variant, the Gram and solver
+times alone, the error of each variant's Gram and vectors against float64, how far the maps move,
+then the kernels of the new solver on noise. For finding costs; the bench is the reported figure.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from vitscope.bench.gpu.hotspots import kernels, seconds
+from vitscope.vit.models import load_model
+
+
+def main() -> None:
+    from vitscope.bench.eigencam import _inputs
+    from vitscope.vit.analysis import eigencam as ec
+    from vitscope.vit.analysis.precision import model_in
+    from vitscope.vit.models import intervene
+
+    lm = load_model("random:vit-base", device="cuda")
+    cam = model_in(lm, "bfloat16")
+    every = ec.Settings(layers=tuple(range(lm.num_layers)), gradcam_layer=None, rollout=False)
+    new_grams, new_tries = ec.layer_grams, ec.TRIES
+
+    def old_grams(patches: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([ec._centred_first(p) for p in patches], 1)
+
+    variants: dict[str, tuple[Any, Any]] = {
+        "before": (old_grams, ((3, 2), (8, 4))),
+        "after": (new_grams, new_tries),
+    }
+    for inputs in ("noise", "synthscenes"):
+        x = _inputs(lm, inputs, 256).to("cuda", torch.bfloat16)
+        with torch.no_grad(), intervene(cam.parts, record_outputs=range(lm.num_layers)) as rec:
+            cam.forward(x)
+        patches = [cam.layout.patches(rec.outputs[i], dim=1) for i in range(lm.num_layers)]
+        truth_gram = torch.stack([ec._centred_first(p[:8].double()) for p in patches], 1)
+        truth_vec = torch.linalg.eigh(truth_gram)[1][..., -1]
+        record: dict[str, object] = {"inputs": inputs}
+        maps = {}
+        with torch.no_grad():
+            record["forward_img_s"] = 256 / seconds(functools.partial(cam.forward, x), 5)
+            for name, (grams, tries) in variants.items():
+                ec.layer_grams, ec.TRIES = grams, tries
+                try:
+                    record[f"{name}_img_s"] = 256 / seconds(
+                        functools.partial(ec.analyse_batch, cam, x, every), 5
+                    )
+                    record[f"{name}_gram_s"] = seconds(functools.partial(grams, patches), 5)
+                    g = grams(patches)
+                    record[f"{name}_solver_s"] = seconds(functools.partial(ec.gram_projections, g), 5)
+                    small = g[:8].double()
+                    record[f"{name}_gram_rel_err"] = float(
+                        ((small - truth_gram).abs().amax((-2, -1)) / truth_gram.abs().amax((-2, -1))).max()
+                    )
+                    vec = ec.top_eigenvector(g[:8]).double()
+                    vec = vec * (vec * truth_vec).sum(-1, keepdim=True).sign()
+                    record[f"{name}_vec_err_max"] = float((vec - truth_vec).norm(dim=-1).max())
+                    maps[name] = ec.analyse_batch(cam, x, every).eigen.projection.float()
+                finally:
+                    ec.layer_grams, ec.TRIES = new_grams, new_tries
+                record[f"{name}_vs_forward"] = record[f"{name}_img_s"] / record["forward_img_s"]  # type: ignore[operator]
+            p0, p1 = maps["before"], maps["after"]
+            record["proj_rel_diff_max"] = float(((p1 - p0).norm(dim=-1) / p0.norm(dim=-1)).max())
+        print(json.dumps(record), flush=True)
+        if inputs == "noise":
+            g = new_grams(patches)
+            kernels(functools.partial(ec.gram_projections, g), 20)
+            kernels(functools.partial(new_grams, patches), 10)
+
+
+if __name__ == "__main__":
+    main()
