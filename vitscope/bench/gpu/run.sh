@@ -10,7 +10,8 @@
 # stack, the CUDA tests, capture, profiles, patterns); `trust`: the faithfulness bench and the
 # 500-image held-out localization report; `all` both (over ten minutes: one device call allows ten, so
 # run `trust` and `core` as two calls). `profile` runs the GPU profile (vitscope/bench/gpu/hotspots.py)
-# and the core benches without the float32 naive loop. `speed`: imports (twice), Eigen-CAM, the run path
+# (with the Eigen-CAM solver's before/after and a compiled block) and the core benches without the
+# float32 naive loop. `speed`: imports (twice), Eigen-CAM, the run path
 # and a head click's jobs in process.
 # Outputs: benches.jsonl, env.txt, tests.txt, profile.txt and logs.tgz (each step's stderr).
 set -u
@@ -57,6 +58,9 @@ wall() {
 if [ "$MODE" = profile ]; then
   timeout 300 python3 vitscope/bench/gpu/hotspots.py > "$OUT/profile.txt" 2> "$LOGS/profile.err"
   grep '^{' "$OUT/profile.txt"; tail -3 "$LOGS/profile.err"
+  # Eigen-CAM's Gram and solver before and after the 2026-12-03 changes; a ViT-B block compiled
+  timeout 240 python3 vitscope/bench/gpu/solver_variants.py >> "$OUT/profile.txt" 2>> "$LOGS/profile.err"
+  step block_compile 300 python3 vitscope/bench/gpu/block_compile.py
 fi
 
 if [ "$MODE" = all ] || [ "$MODE" = trust ]; then
