@@ -79,5 +79,53 @@ def main() -> None:
             kernels(functools.partial(new_grams, patches), 10)
 
 
+def _counted(inner: Any, counts: list[int], gram: torch.Tensor, a: torch.Tensor, steps: int) -> Any:
+    counts.append(len(gram))
+    return inner(gram, a, steps)
+
+
+def tries_sweep() -> None:
+    """Solver time and matrices per try for candidate `TRIES` and block widths, on noise and SynthScenes
+    features (batch 256, bfloat16, every layer)."""
+    from vitscope.bench.eigencam import _inputs
+    from vitscope.vit.analysis import eigencam as ec
+    from vitscope.vit.analysis.precision import model_in
+    from vitscope.vit.models import intervene
+
+    lm = load_model("random:vit-base", device="cuda")
+    cam = model_in(lm, "bfloat16")
+    tries, block, inner = ec.TRIES, ec.BLOCK, ec._block_ritz
+    candidates = [
+        (((3, 2), (8, 4)), 8),
+        (((3, 2), (5, 4), (8, 4)), 8),
+        (((3, 2), (6, 4), (8, 4)), 8),
+        (((3, 2), (6, 2), (8, 4)), 8),
+        (((3, 2), (5, 4), (8, 4)), 16),
+        (((3, 2), (4, 4), (8, 4)), 16),
+    ]
+    for inputs in ("noise", "synthscenes"):
+        x = _inputs(lm, inputs, 256).to("cuda", torch.bfloat16)
+        with torch.no_grad(), intervene(cam.parts, record_outputs=range(lm.num_layers)) as rec:
+            cam.forward(x)
+        g = ec.layer_grams([cam.layout.patches(rec.outputs[i], dim=1) for i in range(lm.num_layers)])
+        for candidate, width in candidates:
+            counts: list[int] = []
+            ec.TRIES, ec.BLOCK = candidate, width
+            ec._block_ritz = functools.partial(_counted, inner, counts)
+            try:
+                ec.top_eigenvector(g)
+                ec._block_ritz = inner
+                t = seconds(functools.partial(ec.gram_projections, g), 5)
+            finally:
+                ec.TRIES, ec.BLOCK, ec._block_ritz = tries, block, inner
+            print(
+                json.dumps(
+                    {"inputs": inputs, "tries": candidate, "block": width, "solver_s": t, "per_try": counts}
+                )
+            )
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    tries_sweep() if "--tries" in sys.argv else main()

@@ -170,6 +170,13 @@ def test_matrices_whose_mean_dominates_are_centred_first(monkeypatch):
     assert float(((ours - truth).abs().amax((-2, -1)) / truth.abs().amax((-2, -1))).max()) < 1e-5
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the tensor-core path is CUDA's")
+def test_half_precision_gram_on_cuda_is_float32_accurate():
+    x = _half_valued((4, 3, 196, 768), mean=2.0).cuda().bfloat16()
+    ours, truth = centred_gram(x).double(), eigencam._centred_first(x.double())
+    assert float(((ours - truth).abs().amax((-2, -1)) / truth.abs().amax((-2, -1))).max()) < 1e-5
+
+
 def test_layer_grams_stack_each_layers_centred_gram():
     layers = [_half_valued((2, 49, 64), mean=1.0, seed=i).bfloat16() for i in range(3)]
     stacked = eigencam.layer_grams(layers)
