@@ -151,10 +151,11 @@ def _passes(
         per_map = 3 * 4 * 2 * 9 * width * width * side * side / 1e9
         return 1.5, maps * int(params.get("epochs", 30)) * per_map
     if kind == "eigencam":
-        passes = 1.0 + (4 if params.get("baselines", True) else 0)
-        extra = 0.0
+        # one pass, and with baselines rollout's captured attention and Grad-CAM's backward pass
+        per_image = 1.0 + (4 if params.get("baselines", True) else 0)
+        passes, extra = per_image, 0.0
         if params.get("sanity_check", True):
-            passes += 1  # an independent random copy for every image
+            passes += per_image  # an independent random copy maps every image the same way
             sample = int(params.get("sanity_images", 8))
             if params.get("sanity_reference", "fixed") == "job":
                 extra = min(sample, images) * (g.layers + 1) * per_pass

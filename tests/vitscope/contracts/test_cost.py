@@ -63,12 +63,14 @@ def test_eigencam_faithfulness_costs_one_pass_per_map_curve_and_inner_step():
 def test_the_randomization_sample_costs_the_same_whatever_the_jobs_images():
     one_pass = pass_gflop(model_geometry("demo"))
     per_image = {n: cost("eigencam", dataset=f"synthscenes:{n}", faithfulness=False) for n in (2, 20)}
-    # six passes per image (the maps with rollout and Grad-CAM, the random copy), then the fixed sample
-    sample = 8 * (6 + 1 + 6) * one_pass  # the cascade over 6 blocks and its own six passes, 8 images
+    # ten passes per image: the maps with rollout and Grad-CAM (five), and the same of the random copy
+    sample = 8 * (6 + 1 + 10) * one_pass  # the cascade over 6 blocks and its own ten passes, 8 images
     for n, estimate in per_image.items():
-        assert estimate.gflop == pytest.approx(n * 6 * one_pass + sample)
+        assert estimate.gflop == pytest.approx(n * 10 * one_pass + sample)
     on_job = cost("eigencam", dataset="synthscenes:2", faithfulness=False, sanity_reference="job")
-    assert on_job.gflop == pytest.approx(2 * 6 * one_pass + 2 * 7 * one_pass)  # the cascade on both
+    assert on_job.gflop == pytest.approx(2 * 10 * one_pass + 2 * 7 * one_pass)  # the cascade on both
+    plain = cost("eigencam", dataset="synthscenes:2", faithfulness=False, baselines=False)
+    assert plain.gflop == pytest.approx(2 * 2 * one_pass + 8 * (6 + 1 + 2) * one_pass)  # one pass each
 
 
 def test_only_specs_known_without_loading_have_a_known_geometry() -> None:
