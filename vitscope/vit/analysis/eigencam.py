@@ -119,8 +119,10 @@ FAST_TOLERANCE = 1e-12
 """A try's block counts as converged when (theta_8 / theta_1)^power is at most this."""
 CANCELLATION = 1e3
 """Largest ratio of uncentred to centred trace at which a half-precision Gram matrix is centred after
-the product (`centred_gram`): its float32 error grows with the ratio, the features' own rounding with
-its square root, and at 1e3 the first is still about 1/300 of the second."""
+the product (`centred_gram`): its float32 error grows with the ratio, and so does what the features'
+own bfloat16 rounding does to the matrix. Measured on random features (196 x 768), relative to the
+largest entry: at a ratio of 17, 9e-6 against 1.8e-3 from the rounding; at 900, 4.7e-4 against 1.1e-2
+(a twentieth). Centred first, the error is 3e-7 to 4e-7 at either ratio."""
 TOP_K = 5
 RANDOM_SEED_OFFSET = 0x5EED0000
 """Added to the sanity-check seed, so the random copy never equals a `random:` model made at seed 0."""
