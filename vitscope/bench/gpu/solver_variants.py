@@ -44,7 +44,8 @@ def main() -> None:
         with torch.no_grad(), intervene(cam.parts, record_outputs=range(lm.num_layers)) as rec:
             cam.forward(x)
         patches = [cam.layout.patches(rec.outputs[i], dim=1) for i in range(lm.num_layers)]
-        truth_gram = torch.stack([ec._centred_first(p[:8].double()) for p in patches], 1)
+        centred = [p[:8].double() - p[:8].double().mean(-2, keepdim=True) for p in patches]
+        truth_gram = torch.stack([m @ m.mT for m in centred], 1)  # float64 throughout
         truth_vec = torch.linalg.eigh(truth_gram)[1][..., -1]
         record: dict[str, object] = {"inputs": inputs}
         maps = {}
