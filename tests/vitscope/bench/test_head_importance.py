@@ -2,8 +2,6 @@
 
 import argparse
 
-import torch
-
 from tests.utils.models import micro
 from vitscope.bench.head_importance import _compare, preprocess, synth_images
 from vitscope.vit.analysis.precision import model_in
@@ -32,15 +30,6 @@ def test_float32_run_has_one_line_its_loop_being_the_exact_answer():
     lines = _compare(lm, lm, preprocess(lm, images, labels, 4), args("float32"), "cpu")
     assert [line["naive_dtype"] for line in lines] == ["float32"]
     assert lines[0]["accuracy_drop_max_abs_diff_pp"] == 0.0
-
-
-def test_tf32_block_restores_the_matmul_precision():
-    from vitscope.vit.analysis.precision import tf32
-
-    before = torch.get_float32_matmul_precision()
-    with tf32():
-        assert torch.get_float32_matmul_precision() == "high"
-    assert torch.get_float32_matmul_precision() == before
 
 
 def test_schedule_count_credits_the_cut_blocks_only_where_they_apply():

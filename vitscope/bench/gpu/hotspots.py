@@ -1,4 +1,5 @@
-"""Where the GPU time of head importance and Eigen-CAM goes (GPU runs: `bash vitscope/bench/gpu/run.sh profile`).
+"""Where the GPU time of head importance and Eigen-CAM goes (GPU runs: `bash vitscope/bench/gpu/run.sh
+profile`).
 
 Prints, per analysis, the CUDA kernels that take the most time in one warmed batch, and times
 vitscope's ablation schedule over a few (batch, chunk) shapes on the same 256 images. Every

@@ -22,10 +22,8 @@ from vitscope.vit.models import load_model
 
 
 def main() -> None:
-    from vitscope.bench.eigencam import _inputs
     from vitscope.vit.analysis import eigencam as ec
     from vitscope.vit.analysis.precision import model_in
-    from vitscope.vit.models import intervene
 
     lm = load_model("random:vit-base", device="cuda")
     cam = model_in(lm, "bfloat16")
@@ -40,10 +38,7 @@ def main() -> None:
         "after": (new_grams, new_tries),
     }
     for inputs in ("noise", "synthscenes"):
-        x = _inputs(lm, inputs, 256).to("cuda", torch.bfloat16)
-        with torch.no_grad(), intervene(cam.parts, record_outputs=range(lm.num_layers)) as rec:
-            cam.forward(x)
-        patches = [cam.layout.patches(rec.outputs[i], dim=1) for i in range(lm.num_layers)]
+        x, patches = _features(cam, inputs)
         centred = [p[:8].double() - p[:8].double().mean(-2, keepdim=True) for p in patches]
         truth_gram = torch.stack([m @ m.mT for m in centred], 1)  # float64 throughout
         truth_vec = torch.linalg.eigh(truth_gram)[1][..., -1]
@@ -70,7 +65,8 @@ def main() -> None:
                     maps[name] = ec.analyse_batch(cam, x, every).eigen.projection.float()
                 finally:
                     ec.layer_grams, ec.TRIES = new_grams, new_tries
-                record[f"{name}_vs_forward"] = record[f"{name}_img_s"] / record["forward_img_s"]  # type: ignore[operator]
+                rate = record[f"{name}_img_s"]
+                record[f"{name}_vs_forward"] = rate / record["forward_img_s"]  # type: ignore[operator]
             p0, p1 = maps["before"], maps["after"]
             record["proj_rel_diff_max"] = float(((p1 - p0).norm(dim=-1) / p0.norm(dim=-1)).max())
         print(json.dumps(record), flush=True)
@@ -78,6 +74,17 @@ def main() -> None:
             g = new_grams(patches)
             kernels(functools.partial(ec.gram_projections, g), 20)
             kernels(functools.partial(new_grams, patches), 10)
+
+
+def _features(cam: Any, inputs: str, batch: int = 256) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The bench's pixels `inputs` (batch, on the GPU in bfloat16) and every layer's patch tokens."""
+    from vitscope.bench.eigencam import _inputs
+    from vitscope.vit.models import intervene
+
+    x = _inputs(cam, inputs, batch).to("cuda", torch.bfloat16)
+    with torch.no_grad(), intervene(cam.parts, record_outputs=range(cam.num_layers)) as rec:
+        cam.forward(x)
+    return x, [cam.layout.patches(rec.outputs[i], dim=1) for i in range(cam.num_layers)]
 
 
 def _counted(inner: Any, counts: list[int], gram: torch.Tensor, a: torch.Tensor, steps: int) -> Any:
@@ -88,10 +95,8 @@ def _counted(inner: Any, counts: list[int], gram: torch.Tensor, a: torch.Tensor,
 def tries_sweep() -> None:
     """Solver time and matrices per try for candidate `TRIES` and block widths, on noise and SynthScenes
     features (batch 256, bfloat16, every layer)."""
-    from vitscope.bench.eigencam import _inputs
     from vitscope.vit.analysis import eigencam as ec
     from vitscope.vit.analysis.precision import model_in
-    from vitscope.vit.models import intervene
 
     lm = load_model("random:vit-base", device="cuda")
     cam = model_in(lm, "bfloat16")
@@ -105,10 +110,7 @@ def tries_sweep() -> None:
         (((3, 2), (4, 4), (8, 4)), 16),
     ]
     for inputs in ("noise", "synthscenes"):
-        x = _inputs(lm, inputs, 256).to("cuda", torch.bfloat16)
-        with torch.no_grad(), intervene(cam.parts, record_outputs=range(lm.num_layers)) as rec:
-            cam.forward(x)
-        g = ec.layer_grams([cam.layout.patches(rec.outputs[i], dim=1) for i in range(lm.num_layers)])
+        g = ec.layer_grams(_features(cam, inputs)[1])
         for candidate, width in candidates:
             counts: list[int] = []
             ec.TRIES, ec.BLOCK = candidate, width

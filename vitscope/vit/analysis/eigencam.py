@@ -28,8 +28,8 @@ photos), so a first try with three squarings and two products (power 16) already
 eigenvector to float32 rounding where l9/l1 is below about 0.17; the matrices whose block has not
 provably converged (`converged`, from the block's Ritz values) square on to a second try of power
 128, which settles flatter spectra up to about 0.8, such as those of noise pixels through random
-weights (l9/l1 about 0.75), and only what is left runs the full iteration (`TRIES`). On ViT-B the first try's vector differs from float64 `eigh`'s by at most
-4e-7 (the full iteration's: 3e-7).
+weights (l9/l1 about 0.75), and only what is left runs the full iteration (`TRIES`). On ViT-B the
+first try's vector differs from float64 `eigh`'s by at most 4e-7 (the full iteration's: 3e-7).
 
 Gram matrices of half-precision features on CUDA are products on the tensor cores: TF32 holds
 bfloat16 and float16 values exactly, so X X^T of the uncentred features has exact products and
@@ -150,14 +150,13 @@ def top_eigenvector(gram: torch.Tensor) -> torch.Tensor:
     gram = gram.reshape(-1, n, n)
     scale = torch.linalg.vector_norm(gram, ord=math.inf, dim=(-2, -1)).clamp_min(torch.finfo(gram.dtype).tiny)
     a = gram / scale[:, None, None]
-    vec = gram.new_zeros(gram.shape[:-1])
     todo: torch.Tensor | None = None  # indices still unsettled; None: all of them
     g, squared = gram, 0
     for i, (squarings, steps) in enumerate(TRIES):
         a = _powers(a, squarings - squared)
         squared = squarings
         found, ritz = _block_ritz(g, a, steps)
-        if todo is None:
+        if todo is None:  # the first try, or every matrix went on: this try's vectors are all of them
             vec = found
         else:
             vec[todo] = found

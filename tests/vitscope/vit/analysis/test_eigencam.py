@@ -94,8 +94,8 @@ def _counting_tries(monkeypatch) -> list[int]:
 
 
 TOLERANCE = 4e-5
-"""What float32 leaves of these test matrices' top eigenvectors: about n eps / (l1 - l2) = 196 x 6e-8 / 0.3 = 4e-5
-(6e-6 on this CPU; other BLAS builds round differently)."""
+"""What float32 leaves of these test matrices' top eigenvectors: about n eps / (l1 - l2), 196 x 6e-8 / 0.3
+= 4e-5 (6e-6 on this CPU; other BLAS builds round differently)."""
 
 
 def _error(ours: torch.Tensor, gram: torch.Tensor) -> float:
