@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from backend.api.deps import get_settings
 from backend.api.main import create_app
 from backend.settings import ApiSettings
-from vitscope.contracts.store import Store
+from vitscope.contracts.store import QUEUED, RUNNING, Store, blob_key, job_key
 from vitscope.stack import Child, worker_command
 
 VISIBILITY_TIMEOUT_S = 300
@@ -82,6 +82,21 @@ class Stack:
     server: Any
     worker: Worker
     settings: ApiSettings
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Wait until no job is queued or running, so that only the next request changes what is stored."""
+        deadline = time.monotonic() + timeout
+        while self.redis.zcard(QUEUED) or self.redis.scard(RUNNING) or self.redis.llen(self.settings.queue):
+            assert time.monotonic() < deadline, "the stack is still busy with earlier tests' jobs"
+            time.sleep(0.1)
+
+    def stored(self) -> tuple[frozenset[str], int]:
+        """What a request could add: the job records and uploads, and the queued jobs and messages.
+        (The worker writes tensors and heartbeats of earlier tests' jobs at any time, so the count of
+        all keys is no measure of one request; call `settle` first.)"""
+        keys = [*self.redis.scan_iter(job_key("*")), *self.redis.scan_iter(blob_key("*"))]
+        queued = self.redis.zcard(QUEUED) + self.redis.llen(self.settings.queue)
+        return frozenset(k.decode() if isinstance(k, bytes) else k for k in keys), int(queued)
 
     def upload(self, data: bytes, name: str = "image.png") -> str:
         """Upload an image; return its id."""

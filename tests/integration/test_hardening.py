@@ -19,10 +19,11 @@ MICRO = "random:vit-micro"
 
 
 def unchanged(stack, request):
-    """Send `request(client)`; return the answer, asserting Redis and the queue are as before."""
-    keys, queued = stack.redis.dbsize(), stack.redis.llen(stack.settings.queue)
+    """Send `request(client)`; return the answer, asserting no job, upload or message was added."""
+    stack.settle()
+    before = stack.stored()
     response = request(stack.client)
-    assert stack.redis.dbsize() == keys and stack.redis.llen(stack.settings.queue) == queued
+    assert stack.stored() == before
     return response
 
 

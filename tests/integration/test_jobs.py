@@ -76,8 +76,9 @@ def test_a_model_that_cannot_load_fails_the_job_with_its_message(stack):
     ids=["model", "kind", "parameter"],
 )
 def test_an_unknown_model_kind_or_parameter_is_a_422_naming_it(stack, change, named):
-    before = stack.redis.dbsize()
+    stack.settle()
+    before = stack.stored()
     response = stack.client.post("/api/v1/jobs", json={**eigencam({"dataset": "synthscenes:1"}), **change})
     assert response.status_code == 422 and named in response.json()["error"]["message"]
     assert any(named in p["msg"] for p in response.json()["error"]["problems"])
-    assert stack.redis.dbsize() == before
+    assert stack.stored() == before

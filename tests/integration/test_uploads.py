@@ -19,8 +19,9 @@ pytestmark = pytest.mark.integration
     ids=["not-an-image", "truncated-png", "20000x20000-png", "zero-bytes", "wrong-form-field"],
 )
 def test_bad_upload_is_refused_and_stores_nothing(stack, field, data, status):
-    before = stack.redis.dbsize()
+    stack.settle()
+    before = stack.stored()
     response = stack.client.post("/api/v1/images", files={field: ("x.png", data, "image/png")})
     assert response.status_code == status
     assert response.json()["error"]["status"] == status and response.json()["error"]["message"]
-    assert stack.redis.dbsize() == before
+    assert stack.stored() == before
