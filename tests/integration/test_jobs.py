@@ -38,6 +38,7 @@ def test_eigencam_on_an_uploaded_image_runs_to_done_and_serves_its_results(stack
 def test_an_identical_request_returns_the_same_job_without_recomputing(stack):
     job = eigencam({"dataset": "synthscenes:4:seed=11"}, sanity_check=False)
     first = stack.wait(stack.submit(job)["id"])
+    stack.settle()
     queued_before = stack.redis.llen(stack.settings.queue)
     again = stack.submit({**job, "params": {"sanity_check": False, "batch_size": 32}})  # defaults spelled out
     assert again["id"] == first["id"] and again["status"] == "done"
