@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from vitscope import commands
 from vitscope.contracts.errors import UserError
+from vitscope.vit.heap import keep_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    keep_freed_memory()  # CPU analyses reuse freed activations instead of faulting them in again
     try:
         result = args.handler(args)
     except UserError as exc:

@@ -31,6 +31,7 @@ from vitscope.contracts.jobs import JobSpec, normalize_job
 from vitscope.contracts.queue import TASK_NAME, queue_for, worker_queues
 from vitscope.contracts.store import JobRecord, ResultRef, Store
 from vitscope.vit.analysis import registry
+from vitscope.vit.heap import keep_freed_memory, release_freed_memory
 from worker.celery_app import app
 from worker.guard import JobGuard, JobStopped, Limits, estimate_seconds, time_limits
 from worker.reaper import start_reaper
@@ -112,6 +113,8 @@ def execute(job_id: str, store: Store, models: ModelCache, settings: WorkerSetti
         log.exception("job %s failed", job_id)
         store.fail(job_id, f"internal error: {type(exc).__name__}")
         return "failed"
+    finally:
+        release_freed_memory()  # the next job's memory cap reads the resident set, not this job's peak
     store.finish(job_id, results)
     return "done"
 
@@ -206,8 +209,11 @@ def _models() -> ModelCache:
 
 @worker_process_init.connect
 def _warm_up(**_: object) -> None:
-    """Import the model stack in each new pool process before its first job (never in the parent)."""
+    """Import the model stack in each new pool process before its first job (never in the parent), and
+    keep freed tensor memory for reuse there (`vitscope.vit.heap`)."""
     import vitscope.vit.models  # noqa: F401  (torch and transformers: seconds a job would otherwise wait)
+
+    keep_freed_memory()
 
 
 @app.task(name=TASK_NAME, bind=True)

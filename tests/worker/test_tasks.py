@@ -1,5 +1,6 @@
 """The job task: runs the registry's analysis on a real model, stores results, maps errors."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from vitscope.contracts.queue import TASK_NAME
 from vitscope.contracts.store import Store, decode_array
 from vitscope.vit.analysis import registry
 from vitscope.vit.analysis.base import AnalysisResult
+from vitscope.vit.heap import _glibc
 from worker import tasks
 from worker.celery_app import create_app
 from worker.settings import WorkerSettings, resolve_device
@@ -339,3 +341,44 @@ def test_a_queued_job_whose_message_is_lost_is_sent_again(store):
     assert resend_lost_messages(store, ["q"], sent.append, waiting_s=60) == ["lost", "stranded"]
     assert sent == ["lost", "stranded"]
     assert resend_lost_messages(store, ["q"], sent.append, waiting_s=60) == []  # each waits again
+
+
+POOL_PROCESS = """
+import json, os, sys, torch
+from vitscope.contracts.jobs import normalize_job
+from vitscope.contracts.store import Store
+from worker import tasks
+from worker.settings import WorkerSettings
+
+def resident():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+url = sys.argv[1]
+store, models = Store.from_url(url, tensor_ttl_s=3600), tasks.ModelCache(size=1)
+settings = WorkerSettings(redis_url=url, device="cpu", progress_interval_s=0)
+tasks._warm_up()  # as a new pool process does
+ids = []
+for seed in (1, 2):
+    raw = {"kind": "eigencam", "model": "random:vit-micro", "inputs": {"dataset": f"synthscenes:2:seed={seed}"},
+           "params": {"baselines": False, "sanity_check": False}}
+    spec = normalize_job(raw)
+    store.submit(spec.id, spec.model_dump(mode="json"), stale_after_s=3600)
+    ids.append(spec.id)
+statuses = [tasks.execute(ids[0], store, models, settings, "test/1")]  # the model stack loaded
+x = torch.ones(64 * 2**20)  # a big tensor of this job, freed: kept resident for reuse
+del x
+kept = resident()
+statuses.append(tasks.execute(ids[1], store, models, settings, "test/1"))
+print(json.dumps({"statuses": statuses, "kept": kept, "after": resident()}))
+"""
+
+
+@pytest.mark.skipif(_glibc() is None, reason="glibc's malloc only")
+def test_a_pool_process_keeps_freed_memory_and_gives_it_back_after_each_job(redis_url):
+    done = subprocess.run(
+        [sys.executable, "-c", POOL_PROCESS, redis_url], capture_output=True, text=True, check=True
+    )
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["statuses"] == ["done", "done"]
+    assert got["kept"] - got["after"] > 200 * 2**20  # the 256 MiB kept after the first job went back
