@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
         default=None,
         choices=["float32", "bfloat16"],
         help="precision of the resumed passes and of the naive loop compared with them (default: "
-        "bfloat16 on CUDA; float32 on a CPU, which has no bfloat16 units here, as the job's default)",
+        "bfloat16 on CUDA; float32 on a CPU, the job's default)",
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--chunk-size", type=int, default=1024)

@@ -56,5 +56,5 @@ def test_the_default_precision_is_the_one_a_job_on_that_device_would_use(capsys)
         device="cpu",
     )
     assert run(namespace) == 0
-    assert namespace.dtype == "float32"  # no bfloat16 units on this CPU: the job's own default
+    assert namespace.dtype == "float32"  # on a CPU, the job's own default
     assert '"naive_dtype": "float32"' in capsys.readouterr().out
