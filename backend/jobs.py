@@ -149,6 +149,15 @@ class JobView(BaseModel):
     attempts: int = Field(description="starts of the current computation")
 
 
+def with_default_dtype(request: BaseModel, dtype: str | None) -> BaseModel:
+    """`request` with its params' `dtype` set to the deployment's `dtype` where the kind has one and the
+    client did not set it; `request` itself otherwise."""
+    params = request.params  # type: ignore[attr-defined]
+    if dtype is None or "dtype" not in type(params).model_fields or "dtype" in params.model_fields_set:
+        return request
+    return request.model_copy(update={"params": params.model_copy(update={"dtype": dtype})})
+
+
 def submit_request(
     request: BaseModel, store: Store, queue: JobQueue, stale_after_s: float, job_id: str | None = None
 ) -> JobRecord:

@@ -8,6 +8,7 @@ lifetime come from `vitscope.contracts.settings.SharedSettings`, the root of the
 from __future__ import annotations
 
 from functools import cache
+from typing import Literal
 
 from pydantic import Field
 
@@ -36,6 +37,16 @@ class ApiSettings(SharedSettings):
     )
     health_cache_s: float = Field(default=5.0, ge=0, description="how long a worker count is reused")
     worker_ping_timeout_s: float = Field(default=0.5, gt=0, description="how long /health waits for workers")
+
+    job_dtype: Literal["float32", "bfloat16"] | None = Field(
+        default=None,
+        description="precision of the model passes of a job whose request does not set `dtype` (the kinds "
+        "with a `dtype` parameter: eigencam, head-importance, attention-profile); unset: each kind's "
+        "default, float32. The spec, and so the job id, records the precision that ran. bfloat16 pays "
+        "where the workers compute it natively (GPUs; CPUs with AVX512-BF16 or AMX): head importance "
+        "keeps float32's accuracy drops (near ties are re-checked in float32), its other figures and "
+        "the maps carry bfloat16 rounding (docs/BENCHMARKS.md)",
+    )
 
     # bounded work: what one request may ask for, refused before anything is stored or queued
     max_job_bytes: int = Field(default=1_000_000, ge=1024, description="largest POST /jobs body")

@@ -63,6 +63,7 @@ def create_job(
     check_rate(
         store, "job submissions", client, settings.rate_jobs_per_minute, "VITSCOPE_RATE_JOBS_PER_MINUTE"
     )
+    body = jobs.with_default_dtype(body, settings.job_dtype)
     spec = spec_from_request(body)
     check_model_root(spec.model, settings.model_roots)
     check_cost(spec, store, settings.max_job_gflop)

@@ -261,3 +261,24 @@ def test_openapi_documents_the_answers_of_delete(client):
     assert {"200", "202", "204", "404"} <= set(operations["/api/v1/jobs/{job_id}"]["delete"]["responses"])
     assert {"204", "404"} <= set(operations["/api/v1/images/{image_id}"]["delete"]["responses"])
     assert {"204", "404"} <= set(operations["/api/v1/archives/{archive_id}"]["delete"]["responses"])
+
+
+def test_a_deployment_precision_is_the_dtype_of_requests_that_do_not_set_one(client, settings):
+    plain = client.post("/api/v1/jobs", json=JOB).json()
+    settings.job_dtype = "bfloat16"
+    unset = client.post("/api/v1/jobs", json=JOB).json()
+    chosen = client.post("/api/v1/jobs", json={**JOB, "params": {"dtype": "float32"}}).json()
+    patterns = {
+        "kind": "attention-patterns",
+        "model": "random:vit-micro",
+        "inputs": {"dataset": "synthscenes:2"},
+    }
+    assert plain["params"]["dtype"] == "float32"  # unset: the kind's default
+    assert unset["params"]["dtype"] == "bfloat16" and unset["id"] != plain["id"]
+    assert chosen["params"]["dtype"] == "float32" and chosen["id"] == plain["id"]  # the client's choice wins
+    settings.job_dtype = None
+    spelled = client.post("/api/v1/jobs", json={**JOB, "params": {"dtype": "bfloat16"}}).json()
+    assert spelled["id"] == unset["id"]  # the id follows the precision that runs, however it was chosen
+    assert client.post("/api/v1/jobs", json=patterns).status_code == 202  # a kind without dtype is as it was
+    settings.job_dtype = "bfloat16"
+    assert "dtype" not in client.post("/api/v1/jobs", json=patterns).json()["params"]
