@@ -94,16 +94,20 @@ def ranks(order: torch.Tensor) -> torch.Tensor:
 
 
 def blurred(pixels: torch.Tensor, fraction: float = BLUR_FRACTION) -> torch.Tensor:
-    """Return `pixels` (B, C, H, W) blurred by a Gaussian of sigma = `fraction` of min(H, W) (reflected edges)."""
+    """Return `pixels` (B, C, H, W) blurred by a Gaussian of sigma = `fraction` of min(H, W) (reflected edges).
+
+    Computed in float32 on a contiguous copy whatever `pixels` is: a cheap pass, and oneDNN 3.x on a
+    CPU with AVX512-BF16 never finished building its depthwise kernel for bfloat16 channels-last
+    images (minutes in `jit_brdgmm_kernel_base_t::generate` for 2 images of 32 x 32)."""
     sigma = max(fraction * min(pixels.shape[-2:]), 1e-3)
     radius = min(int(3 * sigma), min(pixels.shape[-2:]) - 1)
     t = torch.arange(-radius, radius + 1, device=pixels.device, dtype=torch.float32)
     kernel = torch.exp(-(t**2) / (2 * sigma**2))
-    kernel = (kernel / kernel.sum()).to(pixels.dtype)
+    kernel = kernel / kernel.sum()
     c = pixels.shape[1]
-    x = nn.functional.pad(pixels, (radius, radius, radius, radius), mode="reflect")
+    x = nn.functional.pad(pixels.float().contiguous(), (radius, radius, radius, radius), mode="reflect")
     x = nn.functional.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return nn.functional.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return nn.functional.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c).to(pixels.dtype)
 
 
 def perturbed(

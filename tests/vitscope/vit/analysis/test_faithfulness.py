@@ -204,3 +204,13 @@ def test_a_backbone_scores_the_cls_cosine_and_images_without_boxes_get_no_box_ar
 def test_faithfulness_can_be_turned_off():
     result = run(micro("vit"), SynthSource(1, seed=0), EigenCamParams(sanity_check=False, faithfulness=False))
     assert "deletion_auc" not in result.arrays and "faithfulness_methods" not in result.summary
+
+
+@pytest.mark.timeout(60, method="thread")  # a hang is in native code, out of a signal's reach
+def test_blurring_bfloat16_channels_last_images_is_the_float32_blur_rounded():
+    # preprocessed pixels are channels-last views of the uint8 images; in bfloat16, oneDNN's own
+    # depthwise kernel never finished building on an AVX512-BF16 CPU
+    pixels = torch.rand(2, 32, 32, 3).permute(0, 3, 1, 2)
+    half = fa.blurred(pixels.bfloat16())
+    assert half.dtype == torch.bfloat16 and half.shape == pixels.shape
+    torch.testing.assert_close(half, fa.blurred(pixels.bfloat16().float()).bfloat16())
