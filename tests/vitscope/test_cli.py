@@ -8,12 +8,9 @@ import pytest
 from vitscope.vit.heap import _glibc
 
 KEPT = """
-import os, torch
+import torch
 from vitscope.cli import main
-
-def resident():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+from worker.guard import resident_bytes as resident
 
 main(["kinds"])
 start = resident()

@@ -344,15 +344,12 @@ def test_a_queued_job_whose_message_is_lost_is_sent_again(store):
 
 
 POOL_PROCESS = """
-import json, os, sys, torch
+import json, sys, torch
 from vitscope.contracts.jobs import normalize_job
 from vitscope.contracts.store import Store
 from worker import tasks
+from worker.guard import resident_bytes as resident
 from worker.settings import WorkerSettings
-
-def resident():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 url = sys.argv[1]
 store, models = Store.from_url(url, tensor_ttl_s=3600), tasks.ModelCache(size=1)

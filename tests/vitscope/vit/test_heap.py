@@ -16,16 +16,16 @@ pytestmark = pytest.mark.skipif(_glibc() is None, reason="glibc's malloc only")
 MIB = 2**20
 
 
-def in_fresh_process(code: str) -> dict:
-    """Run `code` (which prints one JSON object last) in a new interpreter; return that object."""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+def in_fresh_process(code: str, *argv: str) -> dict:
+    """Run `code` with `argv` (it prints one JSON object last) in a new interpreter; return that object."""
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 REUSE = """
 import json, resource, sys, torch
 from vitscope.vit.heap import keep_freed_memory
-applied = keep_freed_memory() if sys.argv[-1] == "kept" else False
+applied = keep_freed_memory() if sys.argv[1] == "kept" else False
 torch.manual_seed(0)
 mlp = torch.nn.Sequential(
     torch.nn.LayerNorm(384), torch.nn.Linear(384, 1536), torch.nn.GELU(), torch.nn.Linear(1536, 384)
@@ -42,8 +42,8 @@ print(json.dumps({"applied": applied, "faults": faults}))
 
 
 def test_a_residual_mlp_reuses_its_freed_activations_instead_of_faulting_them_in_again():
-    default = in_fresh_process(REUSE.replace("sys.argv[-1]", "'default'"))
-    kept = in_fresh_process(REUSE.replace("sys.argv[-1]", "'kept'"))
+    default = in_fresh_process(REUSE, "default")
+    kept = in_fresh_process(REUSE, "kept")
     # glibc maps every activation afresh, every pass (at least a fault per 2 MiB even with huge pages)
     assert not default["applied"] and min(default["faults"][1:]) >= 96 * MIB // (2 * MIB)
     # kept, the heap grows for the first passes (until freed holes have merged: a tensor's alignment
@@ -52,12 +52,9 @@ def test_a_residual_mlp_reuses_its_freed_activations_instead_of_faulting_them_in
 
 
 RELEASE = """
-import json, os, torch
+import json, torch
 from vitscope.vit.heap import keep_freed_memory, release_freed_memory
-
-def resident():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+from worker.guard import resident_bytes as resident
 
 keep_freed_memory()
 start = resident()
