@@ -4,8 +4,8 @@ glibc's malloc serves every allocation above its mmap threshold (128 KiB, rising
 with fresh pages from the kernel and hands them back when it is freed. A CPU forward allocates
 and frees activations far larger than that in every block (a ViT-S block's MLP on 384 images holds
 465 MB), so each block has the kernel fault in and zero its activations again, page by page: on the
-2-core development VM, about 510,000 page faults per ViT-S block at 384 images, which ran at
-7.2 ms per image against 4.5 ms with the memory kept (`vitscope bench heap` measures it).
+2-core development VM, about 510,000 page faults per ViT-S block at 384 images. Kept, ViT-S ran its
+forward 1.30x and the ablation of every head 1.37x as fast (`vitscope bench heap`, docs/BENCHMARKS.md).
 
 `keep_freed_memory` has malloc serve everything from its heap and keep up to 2 GiB of freed
 memory at the heap's top for reuse; the CLI calls it at start and every worker pool process before
