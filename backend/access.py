@@ -1,8 +1,10 @@
-"""Who is asking and what they may do: bearer tokens, per-client rate limits, model roots, job-id keys.
+"""Who is asking and what they may do: bearer tokens, per-client rate limits, who may delete what,
+model roots, job-id keys.
 
 With `VITSCOPE_AUTH` off (the local stack on 127.0.0.1) every caller is a client named by its
 address; with it on, a request must carry `Authorization: Bearer <token>` with one of
-`VITSCOPE_AUTH_TOKENS`, and the token's name is the client that quotas and rate limits count.
+`VITSCOPE_AUTH_TOKENS`, and the token's name is the client that quotas and rate limits count and
+that alone may cancel or delete what it wrote first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import cast
 from fastapi import Request
 
 from backend.errors import ApiError
+from backend.quota import Quota
 from backend.settings import ApiSettings
 from vitscope.contracts.specs import folder_refused, parse_model_spec
 from vitscope.contracts.store import PREFIX, Store
@@ -77,6 +80,21 @@ def check_rate(store: Store, bucket: str, client: Client, per_minute: int, setti
             f"too many {bucket}: at most {per_minute} a minute per client ({setting}); retry in {retry} s",
             headers={"Retry-After": str(retry)},
         )
+
+
+def check_owner(client: Client, quota: Quota, key: str, refusal: str) -> None:
+    """Raise `ApiError` 403 saying `refusal` when authentication is on and `key` is charged to another client.
+
+    Only the client a job record or an upload is charged to (its first writer: submitting or uploading
+    it again costs nothing and owns nothing) may cancel or delete it. With authentication off every
+    caller may (one user, one machine); so may anyone when no charge is recorded (a key written
+    before quotas existed).
+    """
+    if not client.authenticated:
+        return
+    owner = quota.owner(key)
+    if owner is not None and owner != client.name:
+        raise ApiError(403, refusal)
 
 
 def check_model_root(model: str, roots: list[str] | None) -> None:

@@ -1,6 +1,6 @@
 """Rendered results kept in the API process, so a popular result costs no Redis read and no encoding.
 
-Safe because a result never changes under its name: a job id is the hash of its spec, and
+Safe because a result never changes under its name: a job id is a keyed hash of its spec, and
 each cached body carries the content hash of the tensor it was rendered from (its ETag).
 Bounded by the total size of the bodies, least recently used first out.
 """

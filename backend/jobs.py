@@ -1,6 +1,6 @@
 """What the API does with jobs, between the HTTP routes and the store.
 
-A job id is the hash of its normalized spec, so submitting the same request twice finds
+A job id is a keyed hash (HMAC) of its normalized spec, so submitting the same request twice finds
 the same record and enqueues nothing. Results are a cache: when Redis has evicted a done
 job's tensors, the job goes back on the queue from its stored spec and the reader is told
 to retry.
@@ -132,7 +132,7 @@ def _finite(array: np.ndarray) -> bool:
 class JobView(BaseModel):
     """A job as the API shows it: its normalized request, its state and where to see it."""
 
-    id: str = Field(description="content hash of the normalized request (same request, same id)")
+    id: str = Field(description="keyed hash (HMAC) of the normalized request (same request, same id)")
     kind: str
     model: str
     inputs: Inputs

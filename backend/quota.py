@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 
@@ -25,7 +25,8 @@ USED = f"{PREFIX}:quota:used"
 BY_CLIENT = f"{PREFIX}:quota:clients"
 """Bytes charged per client (a hash: client name -> bytes)."""
 CHARGES = f"{PREFIX}:quota:charges"
-"""What each charged key cost and to whom (a hash: key -> "bytes client"), so a delete gives it back."""
+"""What each charged key cost and to whom (a hash: key -> "bytes client"), so a delete gives it back
+and only that client may delete it (`backend.access.check_owner`)."""
 
 _KEYS = (USED, BY_CLIENT, CHARGES)
 RECORD_OVERHEAD = 512
@@ -92,6 +93,11 @@ class Quota:
     def release(self, key: str) -> int:
         """Give back what writing `key` was charged (a write that failed, a deleted upload or job); return the bytes."""
         return int(self._release(keys=[key, *_KEYS]))
+
+    def owner(self, key: str) -> str | None:
+        """Return the client `key` is charged to (its first writer), or None when it has no charge."""
+        charge = cast(bytes | None, self.redis.hget(CHARGES, key))
+        return charge.decode().partition(" ")[2] if charge is not None else None
 
     def put_blob(self, store: Store, data: bytes, meta: Mapping[str, Any], client: str) -> str:
         """Store an upload (`Store.put_blob`) once its bytes are charged to `client`; return its id."""

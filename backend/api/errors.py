@@ -55,6 +55,7 @@ class ErrorBody(BaseModel):
 WHY = {
     400: "the request is malformed (a body that does not parse, an empty upload, a JSON result asked as npy)",
     401: "authentication is on and no valid bearer token came",
+    403: "authentication is on and another client wrote the job or upload: only it may cancel or delete it",
     404: "no such job, result or upload",
     409: "the job is not done (queued, running or failed)",
     413: "the body or the upload is larger than its limit",

@@ -9,6 +9,7 @@ from redis import Redis
 from backend.api.deps import get_settings
 from backend.api.main import create_app
 from backend.settings import ApiSettings
+from tests.utils.auth import TOKENS
 
 
 @pytest.fixture
@@ -30,6 +31,17 @@ def client(settings):
     """A TestClient of a fresh app whose settings are `settings`."""
     app = create_app()
     app.dependency_overrides[get_settings] = lambda: settings
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def secured(settings):
+    """A TestClient of a fresh app with authentication on: alice's and bob's tokens (`tests.utils.auth`)."""
+    app = create_app()
+    app.dependency_overrides[get_settings] = lambda: settings.model_copy(
+        update={"auth": True, "auth_tokens": TOKENS}
+    )
     with TestClient(app) as test_client:
         yield test_client
 

@@ -1,26 +1,11 @@
 """Bearer tokens: 401 without one when authentication is on; the token's name is the client."""
 
 import pytest
-from fastapi.testclient import TestClient
 
-from backend.api.deps import get_settings
-from backend.api.main import create_app
+from tests.utils.auth import ALICE, BOB
 from tests.utils.uploads import image_bytes
 
 JOB = {"kind": "eigencam", "model": "random:vit-micro", "inputs": {"dataset": "synthscenes:2"}}
-
-
-@pytest.fixture
-def secured(settings):
-    app = create_app()
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(
-        update={"auth": True, "auth_tokens": "alice:tok-alice-123,bob:tok-bob-456"}
-    )
-    with TestClient(app) as test_client:
-        yield test_client
-
-
-ALICE = {"Authorization": "Bearer tok-alice-123"}
 
 
 @pytest.mark.parametrize(
@@ -30,6 +15,7 @@ ALICE = {"Authorization": "Bearer tok-alice-123"}
         ("GET", "/api/v1/jobs/abc"),
         ("GET", "/api/v1/models"),
         ("GET", "/api/v1/images/" + "a" * 64),
+        ("DELETE", "/api/v1/jobs/abc"),
     ],
 )
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic tok-alice-123", "tok-alice-123"])
@@ -49,7 +35,7 @@ def test_health_stays_open_for_health_checks(secured):
 def test_with_a_token_a_collaborator_reads_what_another_submitted(secured):
     job = secured.post("/api/v1/jobs", json=JOB, headers=ALICE)
     assert job.status_code == 202
-    shared = secured.get(f"/api/v1/jobs/{job.json()['id']}", headers={"Authorization": "Bearer tok-bob-456"})
+    shared = secured.get(f"/api/v1/jobs/{job.json()['id']}", headers=BOB)
     assert shared.status_code == 200 and shared.json()["id"] == job.json()["id"]
 
 

@@ -39,3 +39,13 @@ def test_release_gives_back_what_a_key_was_charged(store):
     assert quota.release(blob_key(blob_id)) == charged
     assert quota.used() == 0 and quota.used("alice") == 0
     assert quota.release(blob_key(blob_id)) == 0  # only once
+
+
+def test_the_owner_of_a_key_is_its_first_writer_until_its_charge_is_given_back(store):
+    quota = Quota(store.redis, store_bytes=0, client_bytes=0)
+    blob_id = quota.put_blob(store, b"a" * 1000, {"kind": "image"}, "alice smith")
+    assert quota.put_blob(store, b"a" * 1000, {"kind": "image"}, "bob") == blob_id  # free, owns nothing
+    assert quota.owner(blob_key(blob_id)) == "alice smith" and quota.used("bob") == 0
+    assert quota.owner(blob_key("0" * 64)) is None  # never charged (or written before quotas existed)
+    quota.release(blob_key(blob_id))
+    assert quota.owner(blob_key(blob_id)) is None

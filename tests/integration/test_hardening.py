@@ -1,6 +1,7 @@
 """Issue 15's reproductions replayed against the real stack (real Redis, real Celery worker),
 scaled down: bounded 4xx before queueing, 507 (never 500) when the store is full, the zip CPU
-bomb refused, no 5xx for the listed bodies, EXIF-correct pixels, 401 without a token."""
+bomb refused, no 5xx for the listed bodies, EXIF-correct pixels, 401 without a token, 403 for
+deleting another client's job."""
 
 import io
 
@@ -11,6 +12,7 @@ from PIL import Image
 
 from backend.api.deps import get_settings
 from backend.api.main import create_app
+from tests.utils.auth import ALICE, BOB, TOKENS
 from tests.utils.uploads import bzip2_bomb
 
 pytestmark = pytest.mark.integration
@@ -120,16 +122,19 @@ def test_an_exif_rotated_photo_is_analysed_upright(stack):
     assert top[0] > 150 and top[1] < 100 and bottom[0] < 100  # red on top, as a person sees it
 
 
-def test_with_auth_on_a_request_without_a_token_gets_401_and_a_token_holder_s_job_runs(stack):
-    settings = stack.settings.model_copy(update={"auth": True, "auth_tokens": "alice:tok-alice-xyz"})
+def test_with_auth_on_no_token_gets_401_and_a_token_holder_s_job_runs_and_is_hers_to_delete(stack):
+    settings = stack.settings.model_copy(update={"auth": True, "auth_tokens": TOKENS})
     app = create_app()
     app.dependency_overrides[get_settings] = lambda: settings
     job = {"kind": "attention-profile", "model": MICRO, "inputs": {"dataset": "synthscenes:2:seed=1517"}}
     with TestClient(app) as secured:
         refused = unchanged(stack, lambda _client: secured.post("/api/v1/jobs", json=job))
-        alice = {"Authorization": "Bearer tok-alice-xyz"}
-        accepted = secured.post("/api/v1/jobs", json=job, headers=alice)
+        accepted = secured.post("/api/v1/jobs", json=job, headers=ALICE)
         assert refused.status_code == 401 and accepted.status_code == 202
-        assert secured.get(f"/api/v1/jobs/{accepted.json()['id']}").status_code == 401
-    record = stack.wait(accepted.json()["id"])
-    assert record["status"] == "done", record
+        url = f"/api/v1/jobs/{accepted.json()['id']}"
+        assert secured.get(url).status_code == 401
+        record = stack.wait(accepted.json()["id"])
+        assert record["status"] == "done", record
+        assert secured.delete(url, headers=BOB).status_code == 403  # a collaborator reads, never deletes
+        assert secured.get(f"{url}/results/summary", headers=BOB).status_code == 200
+        assert secured.delete(url, headers=ALICE).status_code == 204

@@ -10,11 +10,9 @@ from pydantic import BaseModel
 from backend.access import check_rate
 from backend.api.deps import ClientDep, QuotaDep, SettingsDep, StoreDep
 from backend.api.errors import COMMON, responses
-from backend.api.routes.images import BlobId, read_capped
-from backend.errors import ApiError
+from backend.api.routes.images import BlobId, delete_upload, read_capped
 from backend.uploads import inspect_archive
 from vitscope.contracts.archives import ArchiveBudget
-from vitscope.contracts.store import blob_key
 
 router = APIRouter(tags=["images"])
 
@@ -48,11 +46,8 @@ def upload_archive(
     "/archives/{archive_id}",
     status_code=204,
     response_class=Response,
-    responses={**responses(*COMMON, 404, 422), 204: {"description": "the zip is deleted"}},
+    responses={**responses(*COMMON, 403, 404, 422), 204: {"description": "the zip is deleted"}},
 )
-def delete_archive(archive_id: BlobId, store: StoreDep, quota: QuotaDep) -> Response:
+def delete_archive(archive_id: BlobId, store: StoreDep, quota: QuotaDep, client: ClientDep) -> Response:
     """Delete an uploaded zip. Finished jobs keep their results; a job that still needs it fails."""
-    if not store.delete_blob(archive_id, "archive"):
-        raise ApiError(404, f"no uploaded zip with id {archive_id}: nothing to delete")
-    quota.release(blob_key(archive_id))
-    return Response(status_code=204)
+    return delete_upload(archive_id, "archive", store, quota, client)

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Path, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from backend.access import check_rate
+from backend.access import Client, check_owner, check_rate
 from backend.api.deps import ClientDep, QuotaDep, SettingsDep, StoreDep
 from backend.api.errors import COMMON, responses
 from backend.errors import ApiError
+from backend.quota import Quota
 from backend.uploads import CONTENT_TYPES, inspect_image
 from vitscope.contracts.jobs import IMAGE_ID
-from vitscope.contracts.store import blob_key
+from vitscope.contracts.store import Store, blob_key
 
 router = APIRouter(tags=["images"])
 BlobId = Annotated[str, Path(pattern=IMAGE_ID, description="sha256 of the uploaded bytes")]
@@ -62,14 +63,35 @@ def get_image(image_id: BlobId, store: StoreDep) -> Response:
     "/images/{image_id}",
     status_code=204,
     response_class=Response,
-    responses={**responses(*COMMON, 404, 422), 204: {"description": "the image is deleted"}},
+    responses={**responses(*COMMON, 403, 404, 422), 204: {"description": "the image is deleted"}},
 )
-def delete_image(image_id: BlobId, store: StoreDep, quota: QuotaDep) -> Response:
+def delete_image(image_id: BlobId, store: StoreDep, quota: QuotaDep, client: ClientDep) -> Response:
     """Delete an uploaded image. Finished jobs keep their results; a job that still needs the image
     (queued, or recomputing evicted results) fails, saying to upload it again."""
-    if not store.delete_blob(image_id, "image"):
-        raise ApiError(404, f"no uploaded image with id {image_id}: nothing to delete")
-    quota.release(blob_key(image_id))
+    return delete_upload(image_id, "image", store, quota, client)
+
+
+def delete_upload(blob_id: str, kind: str, store: Store, quota: Quota, client: Client) -> Response:
+    """Delete an upload of `kind` (image|archive) and give back its charge; return the 204 response.
+
+    Raises `ApiError` 404 when there is no upload of that kind with that id, and 403 (deleting
+    nothing) when authentication is on and another client uploaded it first (`check_owner`).
+    """
+    noun = "zip" if kind == "archive" else kind
+    missing = ApiError(404, f"no uploaded {noun} with id {blob_id}: nothing to delete")
+    [meta] = store.blob_metas([blob_id])
+    if meta is None or meta.get("kind") != kind:
+        raise missing
+    check_owner(
+        client,
+        quota,
+        blob_key(blob_id),
+        f"{noun} {blob_id} was uploaded by another client: only its uploader can delete it "
+        "(ask them, or the operator)",
+    )
+    if not store.delete_blob(blob_id, kind):
+        raise missing
+    quota.release(blob_key(blob_id))
     return Response(status_code=204)
 
 

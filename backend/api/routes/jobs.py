@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from backend import jobs
-from backend.access import check_model_root, check_rate, job_id_key
+from backend.access import check_model_root, check_owner, check_rate, job_id_key
 from backend.api.deps import ClientDep, QueueDep, QuotaDep, ResultCacheDep, SettingsDep, StoreDep
 from backend.api.errors import COMMON, responses
 from backend.budget import check_cost
@@ -148,7 +148,7 @@ async def get_result(
     "/jobs/{job_id}",
     response_model=jobs.JobView,
     responses={
-        **responses(*COMMON, 404, 409),
+        **responses(*COMMON, 403, 404, 409),
         200: {"description": "the job was queued: it is cancelled and will not run"},
         202: {
             "model": jobs.JobView,
@@ -164,13 +164,26 @@ def delete_job(
     settings: SettingsDep,
     cache: ResultCacheDep,
     quota: QuotaDep,
+    client: ClientDep,
     response: Response,
 ) -> Any:
     """Cancel a queued or running job (200/202, its record says `cancelled`), or delete a finished
-    job's record and result tensors (204). A cancelled job may be submitted again; its uploads stay."""
+    job's record and result tensors (204). A cancelled job may be submitted again; its uploads stay.
+
+    With authentication on, only the client the job is charged to (its first submitter) may do either;
+    another gets a 403 and nothing changes.
+    """
+    _record(job_id, store)  # a missing job is a 404 whoever asks
+    check_owner(
+        client,
+        quota,
+        job_key(job_id),
+        f"job {job_id} was submitted by another client: only its submitter can cancel or delete it "
+        "(ask them, or the operator)",
+    )
     before = store.cancel(job_id, jobs.CANCELLED)
     if before is None:
-        _record(job_id, store)  # raises the 404
+        _record(job_id, store)  # deleted meanwhile: raises the 404
     if before in ("queued", "running"):
         response.status_code = 202 if before == "running" else 200
         return jobs.view(_record(job_id, store), settings.dashboard_url)
@@ -227,7 +240,8 @@ def _record(job_id: str, store: Store) -> JobRecord:
     record = store.job(job_id)
     if record is None:
         raise ApiError(
-            404, f"no job {job_id}: submit it with POST /api/v1/jobs (a job's id is the hash of its request)"
+            404,
+            f"no job {job_id}: submit it with POST /api/v1/jobs (a job's id is a keyed hash of its request)",
         )
     return record
 

@@ -1,12 +1,17 @@
-"""`POST /archives`: an ImageFolder zip checked and stored; anything else refused, nothing stored."""
+"""`POST /archives`: an ImageFolder zip checked and stored; anything else refused, nothing stored.
+`DELETE /archives/{id}`: by its uploader alone when authentication is on."""
 
 import hashlib
 
+from tests.utils.auth import ALICE, BOB, quota_state
 from tests.utils.uploads import image_bytes, image_folder_zip, zip_of
+from vitscope.contracts.store import blob_key
 
 
-def upload(client, data):
-    return client.post("/api/v1/archives", files={"file": ("set.zip", data, "application/zip")})
+def upload(client, data, headers=None):
+    return client.post(
+        "/api/v1/archives", files={"file": ("set.zip", data, "application/zip")}, headers=headers
+    )
 
 
 def test_zip_with_class_folders_is_stored_by_its_hash(client, redis):
@@ -41,3 +46,21 @@ def test_delete_removes_the_zip_but_not_an_image_of_the_same_id_space(client, re
     assert client.delete(f"/api/v1/archives/{image_id}").status_code == 404  # an image, not a zip
     assert client.delete(f"/api/v1/archives/{archive_id}").status_code == 204
     assert redis.exists(f"vitscope:blob:{archive_id}") == 0 and redis.exists(f"vitscope:blob:{image_id}") == 1
+
+
+def test_only_its_uploader_may_delete_a_zip_when_authentication_is_on(secured, redis):
+    archive_id = upload(secured, image_folder_zip({"circle": 1}), headers=ALICE).json()["id"]
+    image_id = secured.post(
+        "/api/v1/images", files={"file": ("a.png", image_bytes(), "image/png")}, headers=ALICE
+    ).json()["id"]
+    before = quota_state(redis)
+    refused = secured.delete(f"/api/v1/archives/{archive_id}", headers=BOB)
+    assert (
+        refused.status_code == 403 and "only its uploader can delete it" in refused.json()["error"]["message"]
+    )
+    assert (
+        secured.delete(f"/api/v1/archives/{image_id}", headers=BOB).status_code == 404
+    )  # not a zip: as before
+    assert redis.exists(blob_key(archive_id), blob_key(image_id)) == 2 and quota_state(redis) == before
+    assert secured.delete(f"/api/v1/archives/{archive_id}", headers=ALICE).status_code == 204
+    assert redis.exists(blob_key(archive_id)) == 0

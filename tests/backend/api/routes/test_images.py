@@ -1,14 +1,18 @@
-"""`POST /images`, `GET /images/{id}`: real format, caps, full decode; a refused upload stores nothing."""
+"""`POST /images`, `GET /images/{id}`: real format, caps, full decode; a refused upload stores nothing.
+`DELETE /images/{id}`: by its uploader alone when authentication is on."""
 
 import hashlib
 
 import pytest
 
+from backend.quota import CHARGES, Quota
+from tests.utils.auth import ALICE, BOB, charge_to, quota_state
 from tests.utils.uploads import header_only_png, image_bytes, truncated_png
+from vitscope.contracts.store import blob_key
 
 
-def upload(client, data, field="file", name="x.png"):
-    return client.post("/api/v1/images", files={field: (name, data, "image/png")})
+def upload(client, data, field="file", name="x.png", headers=None):
+    return client.post("/api/v1/images", files={field: (name, data, "image/png")}, headers=headers)
 
 
 @pytest.mark.parametrize(
@@ -112,4 +116,40 @@ def test_delete_removes_the_image_and_a_second_delete_is_a_404(client, redis):
     assert client.get(f"/api/v1/images/{image_id}").status_code == 404
     assert client.get(f"/api/v1/images/{other}").status_code == 200
     response = client.delete(f"/api/v1/images/{image_id}")
+    assert response.status_code == 404 and "nothing to delete" in response.json()["error"]["message"]
+
+
+def test_only_its_uploader_may_delete_an_image_when_authentication_is_on(secured, redis):
+    data = image_bytes()
+    image_id = upload(secured, data, headers=ALICE).json()["id"]
+    assert upload(secured, data, headers=BOB).json()["id"] == image_id  # free: owns nothing
+    before = quota_state(redis)
+    refused = secured.delete(f"/api/v1/images/{image_id}", headers=BOB)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["message"] == (
+        f"image {image_id} was uploaded by another client: only its uploader can delete it "
+        "(ask them, or the operator)"
+    )
+    assert secured.get(f"/api/v1/images/{image_id}", headers=BOB).content == data
+    assert quota_state(redis) == before and Quota(redis, 0, 0).owner(blob_key(image_id)) == "alice"
+    assert secured.delete(f"/api/v1/images/{image_id}", headers=ALICE).status_code == 204
+    assert redis.exists(blob_key(image_id)) == 0 and Quota(redis, 0, 0).used("alice") == 0
+
+
+def test_with_authentication_off_anyone_may_delete_an_image(client, redis):
+    image_id = upload(client, image_bytes()).json()["id"]
+    charge_to(redis, blob_key(image_id), "ip:10.0.0.7")  # uploaded from another address
+    assert client.delete(f"/api/v1/images/{image_id}").status_code == 204
+    assert redis.exists(blob_key(image_id)) == 0 and Quota(redis, 0, 0).used() == 0
+
+
+def test_an_image_without_a_recorded_owner_may_be_deleted_by_any_token_holder(secured, redis):
+    image_id = upload(secured, image_bytes(), headers=ALICE).json()["id"]
+    redis.hdel(CHARGES, blob_key(image_id))  # as an upload stored before quotas existed
+    assert secured.delete(f"/api/v1/images/{image_id}", headers=BOB).status_code == 204
+    assert redis.exists(blob_key(image_id)) == 0
+
+
+def test_delete_of_an_unknown_image_is_a_404_to_any_token_holder(secured):
+    response = secured.delete(f"/api/v1/images/{'0' * 64}", headers=BOB)
     assert response.status_code == 404 and "nothing to delete" in response.json()["error"]["message"]

@@ -1,4 +1,5 @@
-"""`POST /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/results/{name}` against a real Redis (no worker).
+"""`POST /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/results/{name}`, `DELETE /jobs/{id}` against a real
+Redis (no worker).
 
 A worker's outcome is written with the same `Store` calls the worker makes.
 """
@@ -8,8 +9,10 @@ import io
 import numpy as np
 import pytest
 
+from backend.quota import CHARGES, Quota
+from tests.utils.auth import ALICE, BOB, charge_to, quota_state
 from tests.utils.uploads import image_bytes
-from vitscope.contracts.store import Store
+from vitscope.contracts.store import Store, job_key
 
 JOB = {"kind": "eigencam", "model": "random:vit-micro", "inputs": {"dataset": "synthscenes:2"}}
 
@@ -258,9 +261,62 @@ def test_delete_of_an_unknown_job_is_a_404(client):
 
 def test_openapi_documents_the_answers_of_delete(client):
     operations = client.get("/openapi.json").json()["paths"]
-    assert {"200", "202", "204", "404"} <= set(operations["/api/v1/jobs/{job_id}"]["delete"]["responses"])
-    assert {"204", "404"} <= set(operations["/api/v1/images/{image_id}"]["delete"]["responses"])
-    assert {"204", "404"} <= set(operations["/api/v1/archives/{archive_id}"]["delete"]["responses"])
+    assert {"200", "202", "204", "403", "404"} <= set(
+        operations["/api/v1/jobs/{job_id}"]["delete"]["responses"]
+    )
+    assert {"204", "403", "404"} <= set(operations["/api/v1/images/{image_id}"]["delete"]["responses"])
+    assert {"204", "403", "404"} <= set(operations["/api/v1/archives/{archive_id}"]["delete"]["responses"])
+
+
+def test_only_its_submitter_may_cancel_a_job_when_authentication_is_on(secured, redis, settings, store):
+    job_id = secured.post("/api/v1/jobs", json=JOB, headers=ALICE).json()["id"]
+    assert secured.post("/api/v1/jobs", json=JOB, headers=BOB).json()["id"] == job_id  # free: owns nothing
+    before = quota_state(redis)
+    refused = secured.delete(f"/api/v1/jobs/{job_id}", headers=BOB)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["message"] == (
+        f"job {job_id} was submitted by another client: only its submitter can cancel or delete it "
+        "(ask them, or the operator)"
+    )
+    assert store.status(job_id) == "queued" and queued(redis, settings) == 1
+    assert quota_state(redis) == before and Quota(redis, 0, 0).owner(job_key(job_id)) == "alice"
+    response = secured.delete(f"/api/v1/jobs/{job_id}", headers=ALICE)
+    assert response.status_code == 200 and store.status(job_id) == "cancelled"
+
+
+def test_another_token_holder_cannot_delete_a_finished_job_or_its_results(secured, redis, store):
+    job_id = secured.post("/api/v1/jobs", json=JOB, headers=ALICE).json()["id"]
+    finish(store, job_id, {"cam": np.zeros(2)}, {})
+    keys = [ref.key for ref in store.job(job_id).results.values()]
+    before = quota_state(redis)
+    assert secured.delete(f"/api/v1/jobs/{job_id}", headers=BOB).status_code == 403
+    assert store.job(job_id).status == "done" and redis.exists(*keys) == len(keys)
+    assert quota_state(redis) == before
+    assert (
+        secured.get(f"/api/v1/jobs/{job_id}/results/cam", headers=BOB).status_code == 200
+    )  # reading is open
+    assert secured.delete(f"/api/v1/jobs/{job_id}", headers=ALICE).status_code == 204
+    assert store.job(job_id) is None and redis.exists(*keys) == 0 and Quota(redis, 0, 0).used("alice") == 0
+
+
+def test_with_authentication_off_anyone_may_cancel_a_job(client, redis, store):
+    job_id = client.post("/api/v1/jobs", json=JOB).json()["id"]
+    charge_to(redis, job_key(job_id), "ip:10.0.0.7")  # submitted from another address
+    assert client.delete(f"/api/v1/jobs/{job_id}").status_code == 200
+    assert store.status(job_id) == "cancelled"
+
+
+def test_a_job_without_a_recorded_owner_may_be_cancelled_by_any_token_holder(secured, redis, store):
+    job_id = secured.post("/api/v1/jobs", json=JOB, headers=ALICE).json()["id"]
+    redis.hdel(CHARGES, job_key(job_id))  # as a record written before quotas existed
+    assert secured.delete(f"/api/v1/jobs/{job_id}", headers=BOB).status_code == 200
+    assert store.status(job_id) == "cancelled"
+
+
+def test_delete_of_an_unknown_job_is_a_404_to_any_token_holder_even_if_a_charge_is_left(secured, redis):
+    redis.hset(CHARGES, job_key("abc"), "600 alice")
+    response = secured.delete("/api/v1/jobs/abc", headers=BOB)
+    assert response.status_code == 404 and "no job abc" in response.json()["error"]["message"]
 
 
 def test_a_deployment_precision_is_the_dtype_of_requests_that_do_not_set_one(client, settings):

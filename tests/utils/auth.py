@@ -1,0 +1,21 @@
+"""Two token holders of an API with authentication on, and what the quota records of who wrote what."""
+
+from typing import Any
+
+from backend.quota import BY_CLIENT, CHARGES, USED
+
+TOKENS = "alice:tok-alice-123,bob:tok-bob-456"
+"""`VITSCOPE_AUTH_TOKENS` of the `secured` fixture."""
+ALICE = {"Authorization": "Bearer tok-alice-123"}
+BOB = {"Authorization": "Bearer tok-bob-456"}
+
+
+def quota_state(redis: Any) -> tuple[Any, ...]:
+    """Everything the quota records (the total, each client's share, each key's charge), to compare."""
+    return redis.get(USED), redis.hgetall(BY_CLIENT), redis.hgetall(CHARGES)
+
+
+def charge_to(redis: Any, key: str, client: str) -> None:
+    """Record `key` as charged to `client` (as if that client had written it first), its size kept."""
+    size = redis.hget(CHARGES, key).split(b" ", 1)[0]
+    redis.hset(CHARGES, key, size + b" " + client.encode())
