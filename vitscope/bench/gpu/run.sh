@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every vitscope benchmark on one GPU machine, as JSON lines in $OUT/benches.jsonl.
 #
-#   bash vitscope/bench/gpu/run.sh [all|core|trust|profile|speed]   (from the repository root; OUT defaults to ./out)
+#   bash vitscope/bench/gpu/run.sh [all|core|trust|profile|speed|eigencam]   (from the repository root; OUT defaults to ./out)
 #
 # Installs, offline and without dependency resolution, exactly the wheels listed in
 # vitscope/bench/gpu/requirements-gpu.txt from .whl/ (see that file for how to fetch them), records
@@ -61,6 +61,25 @@ if [ "$MODE" = profile ]; then
   # Eigen-CAM's Gram and solver before and after the 2026-12-03 changes; a ViT-B block compiled
   timeout 240 python3 vitscope/bench/gpu/solver_variants.py >> "$OUT/profile.txt" 2>> "$LOGS/profile.err"
   step block_compile 300 python3 vitscope/bench/gpu/block_compile.py
+fi
+
+# `eigencam`: the Gram and solver before and after (vitscope/bench/gpu/solver_parts.py), the bench on
+# both inputs at batch 256 and 64, the Eigen-CAM tests (with their CUDA-only ones) and the run path
+if [ "$MODE" = eigencam ]; then
+  timeout 300 python3 vitscope/bench/gpu/solver_parts.py > "$OUT/profile.txt" 2> "$LOGS/profile.err"
+  grep '^{' "$OUT/profile.txt" | tee -a "$OUT/benches.jsonl"; tail -3 "$LOGS/profile.err"
+  for inputs in noise synthscenes; do
+    for batch in 256 64; do
+      step eigencam_${inputs}_$batch 120 $V bench eigencam --model random:vit-base --images 256 --device cuda \
+        --dtype bfloat16 --batch-size $batch --inputs $inputs
+    done
+  done
+  timeout 150 python3 -m pytest -q -p no:cacheprovider tests/vitscope/vit/analysis/test_eigencam.py -rs > "$OUT/tests.txt" 2>&1
+  tail -4 "$OUT/tests.txt"
+  wall run_eigencam_1000_bf16 120 $V run eigencam --model random:vit-base --dataset synthscenes:1000 \
+    --param faithfulness=false --param dtype='"bfloat16"' --param batch_size=256 --out /tmp/run-cam-bf16 --json
+  tar -czf "$OUT/logs.tgz" -C "$LOGS" .
+  exit 0
 fi
 
 if [ "$MODE" = all ] || [ "$MODE" = trust ]; then

@@ -31,9 +31,10 @@ provably converged (`converged`, from the block's Ritz values) square on to a se
 weights (l9/l1 about 0.75), and only what is left runs the full iteration (`TRIES`). On ViT-B the
 first try's vector differs from float64 `eigh`'s by at most 4e-7 (the full iteration's: 3e-7).
 
-Gram matrices of half-precision features on CUDA are products on the tensor cores: TF32 holds
-bfloat16 and float16 values exactly, so X X^T of the uncentred features has exact products and
-float32 sums, as a float32 product has, and centring follows as a rank-2 update (`_centred_after`);
+Gram matrices of half-precision features on CUDA are products on the tensor cores: X X^T of the
+uncentred features straight from bfloat16 (or float16) into float32 has exact products (8- or 11-bit
+significands multiply exactly in float32's 24) and float32 sums, as a float32 product has, and
+centring follows as a rank-2 update (`_centred_after`);
 where the mean token dominates, so that the subtraction would cost float32 digits, the matrix is
 centred first. Float32 features are centred first and multiplied in float32.
 
@@ -94,7 +95,7 @@ from vitscope.contracts.kinds.eigencam import EigenCamParams, SignRule
 from vitscope.vit.analysis import faithfulness
 from vitscope.vit.analysis.base import AnalysisResult, Progress, no_progress, stream
 from vitscope.vit.analysis.gradcam import default_layer, gradcam_map, target_gradients
-from vitscope.vit.analysis.precision import model_in, tf32
+from vitscope.vit.analysis.precision import exact_sums, model_in, tf32
 from vitscope.vit.analysis.rollout import Rollout
 from vitscope.vit.data.inputs import Batch, ImageSource, SynthSource
 from vitscope.vit.models import LoadedModel, TokenLayout, intervene
@@ -116,6 +117,12 @@ random weights (l9/l1 about 0.75: all 3,072 matrices of a ViT-B batch of 256 on 
 the last whatever is left; each squares on from the last's A. Of the second tries measured there,
 two products with G^64 settled every noise matrix where four with G^32 (the same power) left 607,
 and took 20.5 ms for the batch against 23.7 ms (and 26.5 ms for going straight to the last)."""
+RESCALE_EVERY = 3
+"""Squarings between two trace divisions in `_powers`. The matrix it starts from is scaled to max
+|entry| 1 (top eigenvalue in [1, n]: a PSD matrix's largest entry is on its diagonal) or to trace 1
+(in [1/n, 1]); three squarings raise the top eigenvalue to the 8th power, so A stays within n^8 of 1
+(2e18 at n = 196 patches, 1e29 at 4,096), well inside float32's range. Each division is a pass over
+every matrix (0.37 ms for a ViT-B batch of 256 on the H200, where a squaring takes 1.4 ms)."""
 FAST_TOLERANCE = 1e-12
 """A try's block counts as converged when (theta_8 / theta_1)^power is at most this."""
 CANCELLATION = 1e3
@@ -190,12 +197,17 @@ def converged(ritz: torch.Tensor, power: int, n: int) -> torch.Tensor:
 
 
 def _powers(a: torch.Tensor, squarings: int) -> torch.Tensor:
-    """A^(2^squarings), each square divided by its trace. Start from G scaled by its max |entry|, not
-    its trace: that is positive also for the rounding-indefinite rest of a deflation."""
+    """A^(2^squarings) divided by its trace. Start from G scaled by its max |entry|, not its trace:
+    that is positive also for the rounding-indefinite rest of a deflation.
+
+    Only the span of A's products matters (the block is orthonormalised after each), so the trace
+    division is there to keep A in range, and every `RESCALE_EVERY` squarings is enough for that.
+    """
     tiny = torch.finfo(a.dtype).tiny
-    for _ in range(squarings):
+    for i in range(squarings):
         a = a @ a
-        a.div_(_trace(a).clamp_min(tiny)[..., None, None])
+        if (i + 1) % RESCALE_EVERY == 0 or i == squarings - 1:
+            a.div_(_trace(a).clamp_min(tiny)[..., None, None])
     return a
 
 
@@ -247,26 +259,46 @@ def centred_gram(patches: torch.Tensor) -> torch.Tensor:
     Half-precision features on CUDA take the tensor cores (`_centred_after`); others are centred
     first and multiplied in float32.
     """
-    return _centred_after(patches.float()) if _exact_in_tf32(patches) else _centred_first(patches)
+    return _centred_after(patches) if _exact_in_tf32(patches) else _centred_first(patches)
 
 
 def layer_grams(patches: Sequence[torch.Tensor]) -> torch.Tensor:
-    """`centred_gram` of each layer's features (B, P, C), stacked (B, L, P, P): on the tensor cores as
-    one batched product of every layer, else one layer at a time (one float32 copy of a layer's features
-    at a time)."""
+    """`centred_gram` of each layer's features (B, P, C), stacked (B, L, P, P): half-precision features
+    on CUDA multiplied into one float32 tensor a layer at a time and centred after, together (no
+    float32 copy of the features); others centred first, a float32 copy of one layer at a time."""
     if not _exact_in_tf32(patches[0]):
         return torch.stack([_centred_first(p) for p in patches], 1)
     first = patches[0]
-    x = first.new_empty((first.shape[0], len(patches), *first.shape[1:]), dtype=torch.float32)
+    n = first.shape[-2]
+    gram = first.new_empty((first.shape[0], len(patches), n, n), dtype=torch.float32)
     for i, p in enumerate(patches):
-        x[:, i].copy_(p)
-    return _centred_after(x)
+        _uncentred_gram(p, out=gram[:, i])
+
+    def centred_first(bad: torch.Tensor) -> torch.Tensor:
+        return torch.stack([_centred_first(patches[layer][b]) for b, layer in bad.nonzero().tolist()])
+
+    return _centre(gram, centred_first)
 
 
 def _exact_in_tf32(features: torch.Tensor) -> bool:
-    """Whether `features` are half-precision values on CUDA: TF32 (10 mantissa bits) holds bfloat16's
-    and float16's exactly, so a TF32 product of them has exact products and float32 sums."""
+    """Whether `features` are half-precision values on CUDA, whose products the tensor cores form
+    exactly in float32 (`_uncentred_gram`)."""
     return features.is_cuda and features.dtype in (torch.bfloat16, torch.float16)
+
+
+def _uncentred_gram(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """X X^T (..., P, P) in float32 of features x (..., P, C) holding half-precision values, into `out` if
+    given: exact products and float32 sums. Half-precision tensors on CUDA are multiplied straight into
+    float32 (`exact_sums`: no reduced-precision split-K reductions); others as float32, in TF32 on CUDA
+    (which holds half-precision values exactly)."""
+    if _exact_in_tf32(x):
+        flat = x.reshape(-1, *x.shape[-2:])
+        with exact_sums():
+            gram = torch.bmm(flat, flat.mT, out_dtype=torch.float32).view(*x.shape[:-1], x.shape[-2])
+    else:
+        with tf32():
+            gram = x.float() @ x.float().mT
+    return gram if out is None else out.copy_(gram)
 
 
 def _centred_first(patches: torch.Tensor) -> torch.Tensor:
@@ -276,16 +308,19 @@ def _centred_first(patches: torch.Tensor) -> torch.Tensor:
 
 
 def _centred_after(x: torch.Tensor) -> torch.Tensor:
-    """M M^T (..., P, P) of float32 features x (..., P, C) holding half-precision values: X X^T on the
-    tensor cores (exact products, float32 sums, as a float32 product), then centred as a rank-2 update,
-    M M^T = X X^T - s 1^T - 1 s^T + |mu|^2 with mu the mean token and s = X mu (row means of X X^T), in
-    float32.
+    """M M^T (..., P, P) of features x (..., P, C) holding half-precision values: X X^T with exact
+    products and float32 sums (`_uncentred_gram`), then centred as a rank-2 update, M M^T = X X^T - s 1^T - 1 s^T + |mu|^2 with mu
+    the mean token and s = X mu (row means of X X^T), in float32.
 
     The subtraction loses float32 digits in proportion to how far the mean dominates (the uncentred
     trace over the centred one); matrices above `CANCELLATION` are centred first instead.
     """
-    with tf32():
-        gram = x @ x.mT
+    return _centre(_uncentred_gram(x), lambda bad: _centred_first(x[bad]))
+
+
+def _centre(gram: torch.Tensor, centred_first: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Centre uncentred float32 Gram matrices X X^T (..., P, P) in place (`_centred_after`); the matrices
+    where that would cost float32 digits come from `centred_first(mask)`, mask (...) bool."""
     uncentred = _trace(gram)
     # s_i = x_i . mu is row i's mean of X X^T and |mu|^2 the mean of s, so M M^T = X X^T - u v^T with
     # u = [s - |mu|^2 / 2, 1] and v = [1, s - |mu|^2 / 2]: one rank-2 update (in float32, outside TF32)
@@ -299,7 +334,7 @@ def _centred_after(x: torch.Tensor) -> torch.Tensor:
     )
     bad = ~(_trace(gram) * CANCELLATION >= uncentred)  # also a zero or rounding-negative centred trace
     if bool(bad.any()):  # one device sync
-        gram[bad] = _centred_first(x[bad])
+        gram[bad] = centred_first(bad)
     return gram
 
 

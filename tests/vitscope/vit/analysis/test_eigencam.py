@@ -188,6 +188,58 @@ def test_half_precision_gram_on_cuda_is_float32_accurate():
     assert float(((ours - truth).abs().amax((-2, -1)) / truth.abs().amax((-2, -1))).max()) < 1e-5
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the tensor-core path is CUDA's")
+def test_layer_grams_on_cuda_are_float32_accurate_also_where_a_layers_mean_dominates():
+    layers = [
+        _half_valued((4, 196, 768), mean=m, seed=i).cuda().bfloat16() for i, m in enumerate((2.0, 300.0))
+    ]
+    ours = eigencam.layer_grams(layers).double()
+    truth = torch.stack([_float64_gram(layer) for layer in layers], 1)
+    assert float(((ours - truth).abs().amax((-2, -1)) / truth.abs().amax((-2, -1))).max()) < 1e-5
+
+
+def test_layer_grams_centre_first_exactly_the_matrices_whose_mean_dominates(monkeypatch):
+    # the tensor-core assembly on this CPU: every layer's X X^T into one tensor, centred after together
+    monkeypatch.setattr(eigencam, "_exact_in_tf32", lambda features: features.dtype == torch.bfloat16)
+    monkeypatch.setattr(eigencam, "_uncentred_gram", lambda x, out: out.copy_(x.float() @ x.float().mT))
+    inner, seen = eigencam._centred_first, []
+    monkeypatch.setattr(eigencam, "_centred_first", lambda m: seen.append(m.shape) or inner(m))
+    means = [(0.5, 300.0), (300.0, 0.5), (0.5, 0.5)]  # (image 0, image 1) of each layer
+    layers = [
+        torch.stack([_half_valued((49, 64), mean=m, seed=2 * i + j) for j, m in enumerate(pair)]).bfloat16()
+        for i, pair in enumerate(means)
+    ]
+    ours = eigencam.layer_grams(layers).double()
+    assert seen == [(49, 64), (49, 64)]  # (image 1, layer 0) and (image 0, layer 1), one at a time
+    truth = torch.stack([_float64_gram(layer) for layer in layers], 1)
+    assert float(((ours - truth).abs().amax((-2, -1)) / truth.abs().amax((-2, -1))).max()) < 1e-5
+
+
+@pytest.mark.parametrize("top", ["flat", "n", "one_over_n", "rank_one"])
+def test_powers_stay_in_range_and_accurate_with_the_trace_divided_every_few_squarings(top):
+    """A^(2^k) / trace against float64 divided at every squaring, for the extremes of the top eigenvalue
+    of the start matrix (scaled to max |entry| 1: in [1, n]) and of a later start (trace 1: in [1/n, 1])."""
+    n = 196
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    values = {
+        "flat": torch.linspace(1.0, 0.98, n, dtype=torch.float64),
+        "n": torch.ones(n, dtype=torch.float64),  # the identity's max entry is on the diagonal: 1
+        "one_over_n": torch.full((n,), 1.0 / n, dtype=torch.float64),  # trace 1: every eigenvalue 1/n
+        "rank_one": torch.tensor([1.0] + [0.0] * (n - 1), dtype=torch.float64),
+    }[top]
+    a = (q * values) @ q.mT
+    if top == "n":
+        a = torch.ones(n, n, dtype=torch.float64)  # max entry 1, top eigenvalue n
+    for squarings in (2, 3, 5, 8):
+        ours = eigencam._powers(a.float(), squarings).double()
+        truth = a.clone()
+        for _ in range(squarings):
+            truth = truth @ truth
+            truth /= truth.diagonal().sum()
+        assert torch.isfinite(ours).all()
+        assert float((ours - truth).abs().max() / truth.abs().max()) < 1e-4
+
+
 def test_layer_grams_stack_each_layers_centred_gram():
     layers = [_half_valued((2, 49, 64), mean=1.0, seed=i).bfloat16() for i in range(3)]
     stacked = eigencam.layer_grams(layers)
