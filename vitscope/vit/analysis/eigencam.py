@@ -414,6 +414,14 @@ class ClsReference:
             row = probs.detach()[:, :, self.layout.cls_index].float().mean(1)
             self.attention = self.layout.patches(row, dim=-1)
 
+    def scores(self, layer: int, query: torch.Tensor, key: torch.Tensor, scaling: float) -> None:
+        """Take one layer's queries and keys (B, heads, T, d) (a score sink: the layer keeps its fused
+        attention) and compute the CLS row of its probabilities alone, in float32."""
+        if layer == self.layer:
+            cls = query[:, :, self.layout.cls_index].float() * scaling  # (B, heads, d)
+            row = torch.einsum("bhd,bhtd->bht", cls, key.float()).softmax(-1).mean(1)
+            self.attention = self.layout.patches(row, dim=-1)
+
 
 def scale_unit(maps: torch.Tensor, relu: bool = False) -> torch.Tensor:
     """Return `maps` (..., n) min-max scaled to [0, 1] over the last axis (ReLU first if asked).
@@ -534,11 +542,16 @@ def analyse_batch(lm: LoadedModel, pixels: torch.Tensor, settings: Settings) -> 
     rollout = Rollout() if settings.rollout else None
     last = lm.num_layers - 1
     reference = ClsReference(last, layout, rollout) if settings.sign_rule == "cls-attention" else None
-    sink = reference or rollout
     capture: bool | set[int] = True if baselines else ({last} if reference else False)
+    # the baselines' probabilities are materialised anyway; alone, the reference takes queries and keys
+    sinks: dict[str, Any] = (
+        {"sink": reference or rollout}
+        if baselines
+        else {"score_sink": reference.scores if reference else None}
+    )
     with (
         torch.set_grad_enabled(grad),
-        intervene(lm.parts, capture=capture, sink=sink, record_outputs=record) as rec,
+        intervene(lm.parts, capture=capture, record_outputs=record, **sinks) as rec,
     ):
         # pixels requiring grad keep the tokens in the graph even if the weights are frozen
         logits = lm.forward(pixels.detach().requires_grad_(grad))

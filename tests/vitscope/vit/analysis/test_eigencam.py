@@ -279,6 +279,23 @@ def test_the_cls_attention_reference_is_the_last_blocks_head_averaged_cls_row():
         lm.forward(x)
     expected = lm.layout.patches(rec.attentions[lm.num_layers - 1][:, :, 0].mean(1), dim=-1)
     torch.testing.assert_close(sink.attention, expected)
+    # as a score sink, from the queries and keys while the layer keeps its fused attention
+    scored = eigencam.ClsReference(lm.num_layers - 1, lm.layout, None)
+    with torch.no_grad(), intervene(lm.parts, capture={lm.num_layers - 1}, score_sink=scored.scores) as rec2:
+        logits = lm.forward(x)
+    assert not rec2.attentions  # nothing materialised
+    torch.testing.assert_close(scored.attention, expected)
+    torch.testing.assert_close(logits, lm.forward(x))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_maps_without_baselines_orient_as_those_computed_with_them(family):
+    lm = micro(family)
+    x = pixels(lm, 3)
+    layers = tuple(range(lm.num_layers))
+    alone = eigencam.analyse_batch(lm, x, eigencam.Settings(layers=layers, gradcam_layer=None, rollout=False))
+    beside = eigencam.analyse_batch(lm, x, eigencam.Settings(layers=layers, gradcam_layer=None, rollout=True))
+    torch.testing.assert_close(alone.eigen.projection, beside.eigen.projection)
 
 
 def test_cam_is_unchanged_when_the_solver_returns_the_negated_axis(monkeypatch):
