@@ -82,6 +82,14 @@ def check_rate(store: Store, bucket: str, client: Client, per_minute: int, setti
         )
 
 
+def may_delete(client: Client, quota: Quota, key: str) -> bool:
+    """Whether `client` may cancel or delete what `key` holds (`check_owner`'s rule)."""
+    if not client.authenticated:
+        return True
+    owner = quota.owner(key)
+    return owner is None or owner == client.name
+
+
 def check_owner(client: Client, quota: Quota, key: str, refusal: str) -> None:
     """Raise `ApiError` 403 saying `refusal` when authentication is on and `key` is charged to another client.
 
@@ -90,10 +98,7 @@ def check_owner(client: Client, quota: Quota, key: str, refusal: str) -> None:
     caller may (one user, one machine); so may anyone when no charge is recorded (a key written
     before quotas existed).
     """
-    if not client.authenticated:
-        return
-    owner = quota.owner(key)
-    if owner is not None and owner != client.name:
+    if not may_delete(client, quota, key):
         raise ApiError(403, refusal)
 
 

@@ -147,6 +147,11 @@ class JobView(BaseModel):
     updated: str
     runs: int = Field(description="completed computations (a recomputed eviction counts again)")
     attempts: int = Field(description="starts of the current computation")
+    may_delete: bool | None = Field(
+        None,
+        description="whether the caller may cancel or delete the job: with authentication on only the "
+        "token that submitted it first may; null where a response does not say (a result's 202)",
+    )
 
 
 def with_default_dtype(request: BaseModel, dtype: str | None) -> BaseModel:
@@ -168,8 +173,8 @@ def submit_request(
     return _submit(spec_from_request(request), store, queue, stale_after_s, job_id)
 
 
-def view(record: JobRecord, dashboard_url: str) -> JobView:
-    """Return the API's view of a job record."""
+def view(record: JobRecord, dashboard_url: str, may_delete: bool | None = None) -> JobView:
+    """Return the API's view of a job record (`may_delete`: whether the caller may cancel or delete it)."""
     spec = record.spec
     return JobView(
         id=record.id,
@@ -187,6 +192,7 @@ def view(record: JobRecord, dashboard_url: str) -> JobView:
         updated=_iso(record.updated),
         runs=record.runs,
         attempts=record.attempts,
+        may_delete=may_delete,
     )
 
 

@@ -70,7 +70,9 @@ def page_header(title: str, subtitle: str, controls: list[Any] | None = None) ->
 
 def progress_row(label: str, record: JobRecord) -> html.Div:
     """One job's status: kind, short id, a progress bar, the worker's last message or error, and a
-    cancel button while the job is queued or running (`ids.JOB_CANCEL`, handled by the tracker)."""
+    cancel button while the job is queued or running and the visitor may cancel it (the API's
+    `may_delete`: with authentication on, only the token that submitted it; `ids.JOB_CANCEL`, handled
+    by the tracker)."""
     status = str(record.get("status", "queued"))
     progress = 1.0 if status == "done" else float(record.get("progress") or 0.0)
     text = record.get("error") if status == "failed" else record.get("message")
@@ -88,14 +90,14 @@ def progress_row(label: str, record: JobRecord) -> html.Div:
             html.Span(
                 str(text or ""), className="job-message" + (" job-error" if status == "failed" else "")
             ),
-            *_cancel_button(status, str(record.get("id", ""))),
+            *_cancel_button(status, str(record.get("id", "")), record.get("may_delete") is not False),
         ],
         className=f"job-row job-{status}",
     )
 
 
-def _cancel_button(status: str, job_id: str) -> list[html.Button]:
-    if status not in ("queued", "running") or not job_id:
+def _cancel_button(status: str, job_id: str, allowed: bool) -> list[html.Button]:
+    if status not in ("queued", "running") or not job_id or not allowed:
         return []
     button_id = {"type": ids.JOB_CANCEL, "job": job_id}
     return [html.Button("Cancel", id=button_id, className="button button-small button-ghost job-cancel")]

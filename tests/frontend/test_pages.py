@@ -228,14 +228,16 @@ def test_every_callback_talks_to_components_that_exist(dash_app: Dash) -> None:
 def test_a_queued_or_running_job_row_has_a_cancel_button_and_a_settled_one_none() -> None:
     from frontend.components import progress_row
 
-    def buttons(status: str) -> list[Any]:
-        row = progress_row("eigencam", {"id": "j" * 24, "status": status, "progress": 0.5})
+    def buttons(status: str, **record: Any) -> list[Any]:
+        row = progress_row("eigencam", {"id": "j" * 24, "status": status, "progress": 0.5, **record})
         return [c for c in row.children if isinstance(c, html.Button)]
 
     [button] = buttons("running")
     assert button.id == {"type": ids.JOB_CANCEL, "job": "j" * 24} and button.children == "Cancel"
-    assert len(buttons("queued")) == 1
+    assert len(buttons("queued")) == 1 == len(buttons("running", may_delete=True))
     assert buttons("done") == buttons("failed") == buttons("cancelled") == []
+    # a collaborator's view of someone else's job (authentication on): nothing to click that would be refused
+    assert buttons("running", may_delete=False) == buttons("queued", may_delete=False) == []
 
 
 def test_a_cancelled_job_is_settled_and_stops_the_polling() -> None:

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from backend import jobs
-from backend.access import check_model_root, check_owner, check_rate, job_id_key
+from backend.access import check_model_root, check_owner, check_rate, job_id_key, may_delete
 from backend.api.deps import ClientDep, QueueDep, QuotaDep, ResultCacheDep, SettingsDep, StoreDep
 from backend.api.errors import COMMON, responses
 from backend.budget import check_cost
@@ -77,14 +77,17 @@ def create_job(
             quota.release(job_key(job_id))
         raise
     response.headers["Location"] = f"/api/v1/jobs/{record.id}"
-    return jobs.view(record, settings.dashboard_url)
+    return jobs.view(record, settings.dashboard_url, may_delete(client, quota, job_key(record.id)))
 
 
 @router.get("/jobs/{job_id}", response_model=jobs.JobView)
-def get_job(job_id: str, store: StoreDep, queue: QueueDep, settings: SettingsDep) -> jobs.JobView:
-    """Return the job's record: status, progress 0..1, message, error, result names, dashboard URL."""
+def get_job(
+    job_id: str, store: StoreDep, queue: QueueDep, settings: SettingsDep, client: ClientDep, quota: QuotaDep
+) -> jobs.JobView:
+    """Return the job's record: status, progress 0..1, message, error, result names, dashboard URL, and
+    whether the caller may cancel or delete it."""
     record = jobs.refresh(_record(job_id, store), store, queue)
-    return jobs.view(record, settings.dashboard_url)
+    return jobs.view(record, settings.dashboard_url, may_delete(client, quota, job_key(job_id)))
 
 
 @router.get(
@@ -186,7 +189,7 @@ def delete_job(
         _record(job_id, store)  # deleted meanwhile: raises the 404
     if before in ("queued", "running"):
         response.status_code = 202 if before == "running" else 200
-        return jobs.view(_record(job_id, store), settings.dashboard_url)
+        return jobs.view(_record(job_id, store), settings.dashboard_url, True)
     after = store.delete_job(job_id)
     cache.drop_job(job_id)
     if after in ("queued", "running"):

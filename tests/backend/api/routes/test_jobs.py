@@ -284,6 +284,16 @@ def test_only_its_submitter_may_cancel_a_job_when_authentication_is_on(secured, 
     assert response.status_code == 200 and store.status(job_id) == "cancelled"
 
 
+def test_a_job_says_whether_its_caller_may_cancel_or_delete_it(secured, client):
+    created = secured.post("/api/v1/jobs", json=JOB, headers=ALICE).json()
+    assert created["may_delete"] is True
+    job_id = created["id"]
+    assert secured.get(f"/api/v1/jobs/{job_id}", headers=ALICE).json()["may_delete"] is True
+    assert secured.get(f"/api/v1/jobs/{job_id}", headers=BOB).json()["may_delete"] is False
+    assert secured.post("/api/v1/jobs", json=JOB, headers=BOB).json()["may_delete"] is False  # free, not his
+    assert client.get(f"/api/v1/jobs/{job_id}").json()["may_delete"] is True  # authentication off: anyone
+
+
 def test_another_token_holder_cannot_delete_a_finished_job_or_its_results(secured, redis, store):
     job_id = secured.post("/api/v1/jobs", json=JOB, headers=ALICE).json()["id"]
     finish(store, job_id, {"cam": np.zeros(2)}, {})
