@@ -19,3 +19,10 @@ def charge_to(redis: Any, key: str, client: str) -> None:
     """Record `key` as charged to `client` (as if that client had written it first), its size kept."""
     size = redis.hget(CHARGES, key).split(b" ", 1)[0]
     redis.hset(CHARGES, key, size + b" " + client.encode())
+
+
+def refused(client: Any, url: str, message: str, headers: dict[str, str] = BOB) -> None:
+    """DELETE `url` as another token holder (bob) and check the 403 and its message."""
+    response = client.delete(url, headers=headers)
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["message"] == message

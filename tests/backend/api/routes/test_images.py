@@ -6,7 +6,7 @@ import hashlib
 import pytest
 
 from backend.quota import CHARGES, Quota
-from tests.utils.auth import ALICE, BOB, charge_to, quota_state
+from tests.utils.auth import ALICE, BOB, charge_to, quota_state, refused
 from tests.utils.uploads import header_only_png, image_bytes, truncated_png
 from vitscope.contracts.store import blob_key
 
@@ -124,11 +124,11 @@ def test_only_its_uploader_may_delete_an_image_when_authentication_is_on(secured
     image_id = upload(secured, data, headers=ALICE).json()["id"]
     assert upload(secured, data, headers=BOB).json()["id"] == image_id  # free: owns nothing
     before = quota_state(redis)
-    refused = secured.delete(f"/api/v1/images/{image_id}", headers=BOB)
-    assert refused.status_code == 403
-    assert refused.json()["error"]["message"] == (
+    refused(
+        secured,
+        f"/api/v1/images/{image_id}",
         f"image {image_id} was uploaded by another client: only its uploader can delete it "
-        "(ask them, or the operator)"
+        "(ask them, or the operator)",
     )
     assert secured.get(f"/api/v1/images/{image_id}", headers=BOB).content == data
     assert quota_state(redis) == before and Quota(redis, 0, 0).owner(blob_key(image_id)) == "alice"
