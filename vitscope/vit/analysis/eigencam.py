@@ -229,7 +229,8 @@ def _orthonormalise(y: torch.Tensor) -> torch.Tensor:
 
     Directions with singular value below sqrt(eps) of the largest are dropped as zero columns.
     """
-    s, w = torch.linalg.eigh(y.double().mT @ y.double())
+    wide = y.double()
+    s, w = torch.linalg.eigh(wide.mT @ wide)
     keep = s > s[..., -1:] * torch.finfo(y.dtype).eps
     scale = torch.where(keep, s.clamp_min(torch.finfo(s.dtype).tiny).rsqrt(), 0)
     return y @ (w * scale[..., None, :]).to(y.dtype)
@@ -242,14 +243,15 @@ def top_eigenvectors(gram: torch.Tensor, k: int = 1) -> torch.Tensor:
     rank < k is rounding noise, whose top eigenvector can be an earlier one again.
     """
     vecs: list[torch.Tensor] = []
-    for _ in range(k):
+    for i in range(k):
         v = top_eigenvector(gram)
         for u in vecs:
             v = v - (v * u).sum(-1, keepdim=True) * u
         v = v / v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
         vecs.append(v)
-        lam = (v[..., None, :] @ gram @ v[..., :, None])[..., 0, 0]
-        gram = gram - lam[..., None, None] * (v[..., :, None] * v[..., None, :])
+        if i < k - 1:  # deflated for the next axis only (a pass over every matrix)
+            lam = (v[..., None, :] @ gram @ v[..., :, None])[..., 0, 0]
+            gram = gram - lam[..., None, None] * (v[..., :, None] * v[..., None, :])
     return torch.stack(vecs, -1)
 
 
