@@ -261,14 +261,14 @@ def centred_gram(patches: torch.Tensor) -> torch.Tensor:
     Half-precision features on CUDA take the tensor cores (`_centred_after`); others are centred
     first and multiplied in float32.
     """
-    return _centred_after(patches) if _exact_in_tf32(patches) else _centred_first(patches)
+    return _centred_after(patches) if _half_on_cuda(patches) else _centred_first(patches)
 
 
 def layer_grams(patches: Sequence[torch.Tensor]) -> torch.Tensor:
     """`centred_gram` of each layer's features (B, P, C), stacked (B, L, P, P): half-precision features
     on CUDA multiplied into one float32 tensor a layer at a time and centred after, together (no
     float32 copy of the features); others centred first, a float32 copy of one layer at a time."""
-    if not _exact_in_tf32(patches[0]):
+    if not _half_on_cuda(patches[0]):
         return torch.stack([_centred_first(p) for p in patches], 1)
     first = patches[0]
     n = first.shape[-2]
@@ -282,8 +282,8 @@ def layer_grams(patches: Sequence[torch.Tensor]) -> torch.Tensor:
     return _centre(gram, centred_first)
 
 
-def _exact_in_tf32(features: torch.Tensor) -> bool:
-    """Whether `features` are half-precision values on CUDA, whose products the tensor cores form
+def _half_on_cuda(features: torch.Tensor) -> bool:
+    """Whether `features` are a half-precision tensor on CUDA, whose products the tensor cores form
     exactly in float32 (`_uncentred_gram`)."""
     return features.is_cuda and features.dtype in (torch.bfloat16, torch.float16)
 
@@ -293,7 +293,7 @@ def _uncentred_gram(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.T
     given: exact products and float32 sums. Half-precision tensors on CUDA are multiplied straight into
     float32 (`exact_sums`: no reduced-precision split-K reductions); others as float32, in TF32 on CUDA
     (which holds half-precision values exactly)."""
-    if _exact_in_tf32(x):
+    if _half_on_cuda(x):
         flat = x.reshape(-1, *x.shape[-2:])
         with exact_sums():
             gram = torch.bmm(flat, flat.mT, out_dtype=torch.float32).view(*x.shape[:-1], x.shape[-2])
@@ -311,8 +311,9 @@ def _centred_first(patches: torch.Tensor) -> torch.Tensor:
 
 def _centred_after(x: torch.Tensor) -> torch.Tensor:
     """M M^T (..., P, P) of features x (..., P, C) holding half-precision values: X X^T with exact
-    products and float32 sums (`_uncentred_gram`), then centred as a rank-2 update, M M^T = X X^T - s 1^T - 1 s^T + |mu|^2 with mu
-    the mean token and s = X mu (row means of X X^T), in float32.
+    products and float32 sums (`_uncentred_gram`), then centred as a rank-2 update,
+    M M^T = X X^T - s 1^T - 1 s^T + |mu|^2 with mu the mean token and s = X mu (row means of X X^T),
+    in float32.
 
     The subtraction loses float32 digits in proportion to how far the mean dominates (the uncentred
     trace over the centred one); matrices above `CANCELLATION` are centred first instead.

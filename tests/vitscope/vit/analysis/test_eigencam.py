@@ -200,7 +200,7 @@ def test_layer_grams_on_cuda_are_float32_accurate_also_where_a_layers_mean_domin
 
 def test_layer_grams_centre_first_exactly_the_matrices_whose_mean_dominates(monkeypatch):
     # the tensor-core assembly on this CPU: every layer's X X^T into one tensor, centred after together
-    monkeypatch.setattr(eigencam, "_exact_in_tf32", lambda features: features.dtype == torch.bfloat16)
+    monkeypatch.setattr(eigencam, "_half_on_cuda", lambda features: features.dtype == torch.bfloat16)
     monkeypatch.setattr(eigencam, "_uncentred_gram", lambda x, out: out.copy_(x.float() @ x.float().mT))
     inner, seen = eigencam._centred_first, []
     monkeypatch.setattr(eigencam, "_centred_first", lambda m: seen.append(m.shape) or inner(m))
