@@ -33,7 +33,7 @@ mlp = torch.nn.Sequential(
 x = torch.randn(16384, 384)  # a ViT-S MLP on 83 images of 197 tokens: 24 to 96 MiB per activation
 faults = []
 with torch.no_grad():
-    for _ in range(10):
+    for _ in range(12):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         x = x + mlp(x)
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -47,8 +47,11 @@ def test_a_residual_mlp_reuses_its_freed_activations_instead_of_faulting_them_in
     # glibc maps every activation afresh, every pass (at least a fault per 2 MiB even with huge pages)
     assert not default["applied"] and min(default["faults"][1:]) >= 96 * MIB // (2 * MIB)
     # kept, the heap grows for the first passes (until freed holes have merged: a tensor's alignment
-    # slack keeps it out of a hole of its own size), then the passes fault nothing
-    assert kept["applied"] and sum(kept["faults"][-3:]) * 20 < sum(default["faults"][-3:]), kept
+    # slack keeps it out of a hole of its own size); after that most passes fault nothing, and now and
+    # then one grows it by an activation when no freed hole fits (seen: up to two of eight, 43k faults
+    # against glibc's 442k), so the last eight passes are judged together
+    later, before = kept["faults"][-8:], default["faults"][-8:]
+    assert kept["applied"] and later.count(0) >= 4 and sum(later) * 4 < sum(before), kept
 
 
 RELEASE = """
