@@ -293,11 +293,15 @@ def _uncentred_gram(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.T
     given: exact products and float32 sums. Half-precision tensors on CUDA are multiplied straight into
     float32 (`exact_sums`: no reduced-precision split-K reductions); others as float32, in TF32 on CUDA
     (which holds half-precision values exactly)."""
+    gram = None
     if _half_on_cuda(x):
         flat = x.reshape(-1, *x.shape[-2:])
-        with exact_sums():
-            gram = torch.bmm(flat, flat.mT, out_dtype=torch.float32).view(*x.shape[:-1], x.shape[-2])
-    else:
+        try:
+            with exact_sums():
+                gram = torch.bmm(flat, flat.mT, out_dtype=torch.float32).view(*x.shape[:-1], x.shape[-2])
+        except TypeError:  # torch before 2.8 has no out_dtype: the float32 copy below
+            gram = None
+    if gram is None:
         with tf32():
             gram = x.float() @ x.float().mT
     return gram if out is None else out.copy_(gram)

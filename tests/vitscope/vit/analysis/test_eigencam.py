@@ -198,6 +198,22 @@ def test_layer_grams_on_cuda_are_float32_accurate_also_where_a_layers_mean_domin
     assert float(((ours - truth).abs().amax((-2, -1)) / truth.abs().amax((-2, -1))).max()) < 1e-5
 
 
+def test_a_torch_without_out_dtype_multiplies_a_float32_copy(monkeypatch):
+    x = _half_valued((2, 49, 64), mean=1.0).bfloat16()
+    monkeypatch.setattr(eigencam, "_half_on_cuda", lambda features: True)
+    bmm = torch.bmm
+
+    def old_bmm(*args, **kwargs):  # torch before 2.8: no out_dtype keyword
+        if "out_dtype" in kwargs:
+            raise TypeError("bmm() received an invalid combination of arguments")
+        return bmm(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "bmm", old_bmm)
+    ours, truth = eigencam._uncentred_gram(x), x.double() @ x.double().mT
+    assert ours.dtype == torch.float32
+    assert float((ours.double() - truth).abs().max() / truth.abs().max()) < 1e-6
+
+
 def test_layer_grams_centre_first_exactly_the_matrices_whose_mean_dominates(monkeypatch):
     # the tensor-core assembly on this CPU: every layer's X X^T into one tensor, centred after together
     monkeypatch.setattr(eigencam, "_half_on_cuda", lambda features: features.dtype == torch.bfloat16)
