@@ -1,5 +1,3 @@
-import sys
+from vitscope.cli import entry
 
-from vitscope.cli import main
-
-sys.exit(main())
+entry()
