@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,11 +61,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE", help="analysis parameter (JSON value)"
     )
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, quick_exit=True)  # see `vitscope.cli.entry`
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the analysis, write its outputs, print the summary; return 0."""
+def run(args: argparse.Namespace, mark: Callable[[str], None] = lambda _phase: None) -> int:
+    """Run the analysis, write its outputs, print the summary; return 0.
+
+    `mark(phase)` is called as each phase ends (`load_model`, `analysis`, `write`): the run-path
+    bench's clock (`vitscope.bench.run_path`)."""
     from vitscope.contracts.jobs import normalize_job
     from vitscope.vit.analysis import registry
     from vitscope.vit.device import resolve_device
@@ -79,14 +83,17 @@ def run(args: argparse.Namespace) -> int:
     }
     normalize_job(raw)  # refuse a bad request before spending time on the model
     lm = load_model(args.model, resolve_device(args.device))
+    mark("load_model")
     if args.labels:
         raw["inputs"]["labels"] = label_indices(args.labels, lm.labels)
     spec = normalize_job(raw)
     with ProgressBar() as progress:
         result = registry.execute(lm, spec, blobs.__getitem__, progress)
+    mark("analysis")
     out = args.out or Path("vitscope-runs") / f"{spec.kind}-{spec.id}"
     write_outputs(result, out)
     report(result, out, as_json=args.json)
+    mark("write")
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every vitscope benchmark on one GPU machine, as JSON lines in $OUT/benches.jsonl.
 #
-#   bash vitscope/bench/gpu/run.sh [all|core|trust|profile|speed|eigencam]   (from the repository root; OUT defaults to ./out)
+#   bash vitscope/bench/gpu/run.sh [all|core|trust|profile|speed|eigencam|runpath]   (from the repository root; OUT defaults to ./out)
 #
 # Installs, offline and without dependency resolution, exactly the wheels listed in
 # vitscope/bench/gpu/requirements-gpu.txt from .whl/ (see that file for how to fetch them), records
@@ -12,7 +12,8 @@
 # run `trust` and `core` as two calls). `profile` runs the GPU profile (vitscope/bench/gpu/hotspots.py)
 # (with the Eigen-CAM solver's before/after and a compiled block) and the core benches without the
 # float32 naive loop. `speed`: imports (twice), Eigen-CAM, the run path
-# and a head click's jobs in process.
+# and a head click's jobs in process. `runpath`: `vitscope run` on 1,000 images whole and by phase,
+# and its start-up part by part (vitscope/bench/gpu/startup_parts.py).
 # Outputs: benches.jsonl, env.txt, tests.txt, profile.txt and logs.tgz (each step's stderr).
 set -u
 MODE=${1:-all}
@@ -24,10 +25,16 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
   --find-links .whl -r vitscope/bench/gpu/requirements-gpu.txt || exit 1
 export PYTHONPATH=$PWD:/tmp/site PATH=/tmp/site/bin:$PATH
 V="python3 -m vitscope.cli"
+# The image ships torch without bytecode and sets PYTHONDONTWRITEBYTECODE=1, so every process there
+# recompiled torch's and transformers' modules (about 10 s of each `vitscope run` before 2026-12-03,
+# sixth session); `pip install` writes the bytecode, and so does this, once, as an install would.
+start=$(date +%s)
+python3 -m compileall -q -j 0 /tmp/site "$PWD/vitscope" "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" > /dev/null 2>&1
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   python3 -c "import sys, torch, transformers, triton; print(sys.version.split()[0], torch.__version__, transformers.__version__, triton.__version__)"
   nproc
+  echo "bytecode compiled in $(($(date +%s) - start)) s"
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
@@ -120,35 +127,31 @@ print(json.dumps({'bench': 'imports', 'attempt': '$attempt', 'torch_s': t1 - t0,
   exit 0
 fi
 
-# where a `vitscope run` spends its time before the analysis: imports, model load, CUDA start
-step startup 120 python3 -c "
-import json, time
-t0 = time.perf_counter()
-import torch, transformers
-t1 = time.perf_counter()
-from vitscope.vit.models import load_model
-from vitscope.vit.analysis.precision import model_in
-t2 = time.perf_counter()
-lm = load_model('random:vit-base', 'cuda'); torch.cuda.synchronize()
-t3 = time.perf_counter()
-fast = model_in(lm, 'bfloat16'); torch.cuda.synchronize()
-t4 = time.perf_counter()
-print(json.dumps({'bench': 'startup', 'import_torch_transformers_s': t1 - t0, 'import_vitscope_s': t2 - t1,
-                  'load_random_vit_base_cuda_s': t3 - t2, 'bf16_copy_s': t4 - t3}))"
+# `vitscope run` on 1,000 images as issue 16 measures it, process start to JSON out, and by phase
+# (imports, model, analysis, writing, exit; vitscope/bench/run_path.py)
+run_paths() {
+  step run_path_eigencam 200 $V bench run-path --kind eigencam --model random:vit-base --dataset synthscenes:1000 \
+    --param faithfulness=false --param dtype='"bfloat16"' --param batch_size=256 --device cuda
+  step run_path_eigencam_fp32 200 $V bench run-path --kind eigencam --model random:vit-base \
+    --dataset synthscenes:1000 --param faithfulness=false --device cuda --repeats 1
+  step run_path_head_importance 200 $V bench run-path --kind head-importance --model random:vit-base \
+    --dataset synthscenes:1000 --param dtype='"bfloat16"' --device cuda
+}
+if [ "$MODE" = runpath ]; then
+  step startup_parts 200 python3 vitscope/bench/gpu/startup_parts.py
+  run_paths
+  tar -czf "$OUT/logs.tgz" -C "$LOGS" .
+  exit 0
+fi
 
 HI="bench head-importance --model random:vit-base --images 256 --device cuda --dtype bfloat16"
 [ "$MODE" = profile ] && HI="$HI --skip-fp32-naive"
 step head_importance 240 $V $HI
 step eigencam_256 120 $V bench eigencam --model random:vit-base --images 256 --device cuda --dtype bfloat16 --batch-size 256
 [ "$MODE" != profile ] && step eigencam_64 120 $V bench eigencam --model random:vit-base --images 256 --device cuda --dtype bfloat16 --batch-size 64
-wall run_head_importance_1000 120 $V run head-importance --model random:vit-base --dataset synthscenes:1000 \
-  --param dtype='"bfloat16"' --out /tmp/run-hi --json
 # with baselines and the sanity check, as issue 16 measures it; faithfulness (on by default since) has
 # its own bench above, and at 8 steps it is about 226 forwards per image
-wall run_eigencam_1000 120 $V run eigencam --model random:vit-base --dataset synthscenes:1000 \
-  --param faithfulness=false --out /tmp/run-cam --json
-[ "$MODE" != profile ] && wall run_eigencam_1000_batch256 120 $V run eigencam --model random:vit-base \
-  --dataset synthscenes:1000 --param batch_size=256 --param faithfulness=false --out /tmp/run-cam256 --json
+run_paths
 step job 300 $V bench job --kind head-importance --model random:vit-base --dataset synthscenes:1000 \
   --param dtype='"bfloat16"' --device cuda
 start=$(date +%s)
