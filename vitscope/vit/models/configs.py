@@ -58,8 +58,9 @@ def seeded_init(family: str, size: str) -> int:
 
 def random_model(
     family: str, size: str, labels: list[str]
-) -> tuple[PreTrainedModel, tuple[float, ...], tuple[float, ...]]:
-    """Return (model with random weights, image mean, image std) for a family and size."""
+) -> tuple[type[PreTrainedModel], PretrainedConfig, tuple[float, ...], tuple[float, ...]]:
+    """Return (model class, its config, image mean, image std) of a family and size with `labels`:
+    what `random:<family>-<size>` is before its weights are drawn (`vitscope.vit.models.seeded`)."""
     s = SIZES[size]
     common: dict[str, Any] = {
         "hidden_size": s.hidden,
@@ -69,19 +70,17 @@ def random_model(
         "id2label": dict(enumerate(labels)),
         "label2id": {name: i for i, name in enumerate(labels)},
     }
-    config: PretrainedConfig
     if family in ("vit", "deit"):
-        config = ViTConfig(patch_size=s.patch, intermediate_size=4 * s.hidden, **common)
-        model: PreTrainedModel = ViTForImageClassification(config)
+        config: PretrainedConfig = ViTConfig(patch_size=s.patch, intermediate_size=4 * s.hidden, **common)
         mean, std = (HALF, HALF) if family == "vit" else (IMAGENET_MEAN, IMAGENET_STD)
-        return model, mean, std
+        return ViTForImageClassification, config, mean, std
     if family == "deit-distilled":
         config = DeiTConfig(patch_size=s.patch, intermediate_size=4 * s.hidden, **common)
-        return DeiTForImageClassificationWithTeacher(config), IMAGENET_MEAN, IMAGENET_STD
+        return DeiTForImageClassificationWithTeacher, config, IMAGENET_MEAN, IMAGENET_STD
     if family == "dinov2":
         config = Dinov2Config(patch_size=DINO_PATCH[size], **common)
-        return Dinov2ForImageClassification(config), IMAGENET_MEAN, IMAGENET_STD
+        return Dinov2ForImageClassification, config, IMAGENET_MEAN, IMAGENET_STD
     if family == "dinov2-registers":
         config = Dinov2WithRegistersConfig(patch_size=DINO_PATCH[size], num_register_tokens=4, **common)
-        return Dinov2WithRegistersForImageClassification(config), IMAGENET_MEAN, IMAGENET_STD
+        return Dinov2WithRegistersForImageClassification, config, IMAGENET_MEAN, IMAGENET_STD
     raise ValueError(f"unknown family {family!r}")

@@ -238,8 +238,9 @@ def convert(out_dir: Path) -> Path:
 
 def default_cache_dir() -> Path:
     """Return ``$VITSCOPE_CACHE_DIR/models/imgfocus-dinov2-s`` (default root ``~/.cache/vitscope``)."""
-    root = os.environ.get("VITSCOPE_CACHE_DIR")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "vitscope") / CACHE_SUBDIR
+    from vitscope.vit.models.cache import cache_root
+
+    return cache_root() / CACHE_SUBDIR
 
 
 def _is_current(folder: Path) -> bool:

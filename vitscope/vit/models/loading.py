@@ -32,7 +32,7 @@ from transformers.utils import logging as hf_logging
 from vitscope.contracts.errors import UserError
 from vitscope.contracts.specs import ModelSpec, folder_refused, parse_model_spec
 from vitscope.vit.data.geometry import InputGeometry
-from vitscope.vit.models import configs
+from vitscope.vit.models import configs, seeded
 from vitscope.vit.models.hooks import ATTN_IMPLEMENTATION, ModelParts, intervene, probe_attention_calls
 from vitscope.vit.models.layout import TokenLayout
 
@@ -194,9 +194,8 @@ def load_model(spec: str | ModelSpec, device: str | torch.device = "cpu") -> Loa
     classifier = True
     if parsed.kind == "random":
         assert parsed.family and parsed.size
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(configs.seeded_init(parsed.family, parsed.size))
-            model, mean, std = configs.random_model(parsed.family, parsed.size, default_labels())
+        cls, config, mean, std = configs.random_model(parsed.family, parsed.size, default_labels())
+        model = seeded.build(cls, config, configs.seeded_init(parsed.family, parsed.size))
     else:
         source = _source_folder(parsed)
         model, classifier = _load_pretrained(source)
