@@ -77,6 +77,7 @@ own images instead. The per-image arrays (`rank_corr`, `ssim`, `cam_random`) are
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import warnings
 import weakref
@@ -98,7 +99,7 @@ from vitscope.vit.analysis.gradcam import default_layer, gradcam_map, target_gra
 from vitscope.vit.analysis.precision import exact_sums, model_in, tf32
 from vitscope.vit.analysis.rollout import Rollout
 from vitscope.vit.data.inputs import Batch, ImageSource, SynthSource
-from vitscope.vit.models import LoadedModel, TokenLayout, intervene
+from vitscope.vit.models import LoadedModel, TokenLayout, intervene, seeded
 from vitscope.vit.models.hooks import ATTN_IMPLEMENTATION, ModelParts
 
 SQUARINGS = 8
@@ -597,15 +598,13 @@ def randomized_copy(lm: LoadedModel, seed: int = 0) -> LoadedModel:
 
     Built with the model class's own initialisation (`type(model)(config)`), so the weight
     statistics are those of an untrained model of the family (Adebayo et al., 2018). Cached per
-    model, seed, device and dtype.
+    model, seed, device and dtype in the process, and the drawn weights on the machine
+    (`vitscope.vit.models.seeded`).
     """
     key = (seed, str(lm.device), lm.dtype)
     cache = _RANDOM_COPIES.setdefault(lm.model, {})
     if key not in cache:
-        config = copy.deepcopy(lm.model.config)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_SEED_OFFSET + seed)
-            model = type(lm.model)(config)
+        model = seeded.build(type(lm.model), copy.deepcopy(lm.model.config), RANDOM_SEED_OFFSET + seed)
         model.set_attn_implementation(ATTN_IMPLEMENTATION)
         module: nn.Module = model
         module.eval().to(device=lm.device, dtype=lm.dtype)
@@ -729,13 +728,17 @@ def run(
     """
     lm = model_in(lm, params.dtype)
     settings = Settings.of(lm, params)
-    random_lm = randomized_copy(lm, params.random_seed) if params.sanity_check else None
     on_job = params.sanity_reference == "job"
     chunks: dict[str, list[Any]] = defaultdict(list)
     progress(0.0, "Eigen-CAM")
     cascade_inputs: list[torch.Tensor] = []  # the first sanity_images, for one cascade after the pass
-    span = (0.0, 1.0 if random_lm is None else 0.9)  # the randomization cascade takes the rest
-    for batch in stream(source, params.batch_size, lm.input_geometry, progress, "Eigen-CAM", span):
+    span = (0.0, 0.9 if params.sanity_check else 1.0)  # the randomization cascade takes the rest
+    batches = stream(source, params.batch_size, lm.input_geometry, progress, "Eigen-CAM", span)
+    # the first batch is asked for before the randomized copy is built (its initialisation runs on the
+    # CPU): a rendered source renders the next batches meanwhile
+    first = next(batches)
+    random_lm = randomized_copy(lm, params.random_seed) if params.sanity_check else None
+    for batch in itertools.chain([first], batches):
         pixels = lm.preprocess(batch.images)
         maps = analyse_batch(lm, pixels, settings)
         _collect(chunks, "", maps, batch, settings.classifier)
