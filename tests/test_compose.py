@@ -26,8 +26,9 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "worker": WorkerSettings,
     "frontend": DashboardSettings,
 }
-NOT_OURS = {"HF_HOME"}
-"""Variables read by libraries rather than by a Settings class."""
+NOT_OURS = {"HF_HOME", "VITSCOPE_CACHE_DIR"}
+"""Variables read by libraries rather than by a Settings class (transformers; vitscope's model layer,
+`vitscope.vit.models.cache`, which the CLI shares with the worker)."""
 
 
 def env_names(cls: type[BaseSettings]) -> dict[str, str]:
