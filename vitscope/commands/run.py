@@ -70,9 +70,7 @@ def run(args: argparse.Namespace, mark: Callable[[str], None] = lambda _phase: N
     `mark(phase)` is called as each phase ends (`load_model`, `analysis`, `write`): the run-path
     bench's clock (`vitscope.bench.run_path`)."""
     from vitscope.contracts.jobs import normalize_job
-    from vitscope.vit.analysis import registry
-    from vitscope.vit.device import resolve_device
-    from vitscope.vit.models import load_model
+    from vitscope.vit.device import resolve_device, start_in_background
 
     blobs = read_files([*(args.images or []), *([args.zip] if args.zip else [])])
     raw = {
@@ -82,7 +80,12 @@ def run(args: argparse.Namespace, mark: Callable[[str], None] = lambda _phase: N
         "params": parse_params(args.param),
     }
     normalize_job(raw)  # refuse a bad request before spending time on the model
-    lm = load_model(args.model, resolve_device(args.device))
+    device = resolve_device(args.device)
+    start_in_background(device)  # CUDA starts while the model layer is imported
+    from vitscope.vit.analysis import registry
+    from vitscope.vit.models import load_model
+
+    lm = load_model(args.model, device)
     mark("load_model")
     if args.labels:
         raw["inputs"]["labels"] = label_indices(args.labels, lm.labels)
