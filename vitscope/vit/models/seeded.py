@@ -109,6 +109,7 @@ def _write(model: torch.nn.Module, path: Path) -> None:
         os.close(fd)
         tensors: dict[str, Any] = {name: t.detach().contiguous() for name, t in _tensors(model).items()}
         save_file(tensors, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from another user of a shared cache
         os.replace(tmp, path)
         tmp = None
     except (OSError, RuntimeError, ValueError) as exc:  # read-only cache, full disk, shared tensors

@@ -124,3 +124,10 @@ def test_a_buffer_a_state_dict_leaves_out_is_read_back_too():
     again = seeded.build(WithBuffer, config, 7)
     assert "ids" not in again.state_dict() and same(again, first)
     assert torch.equal(again.ids, drawn(WithBuffer, config, 7).ids)
+
+
+def test_a_kept_file_is_readable_by_every_user_of_a_shared_cache(cache):
+    cls, config, _, _ = configs.random_model("vit", "micro", default_labels())
+    seeded.build(cls, config, 7)
+    [path] = cache.glob("*.safetensors")
+    assert path.stat().st_mode & 0o777 == 0o644 and not list(cache.glob("*.tmp"))
