@@ -57,3 +57,12 @@ def emit(record: dict[str, Any]) -> None:
     """Print one JSON line to stdout (the benchmark's output format)."""
     sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()
+
+
+def add_job_arguments(parser: Any, kind: str) -> None:
+    """The options of a bench that times one job as a user would ask for it: `--kind` (default `kind`),
+    `--model`, `--dataset` (1,000 SynthScenes images) and repeatable `--param KEY=VALUE`."""
+    parser.add_argument("--kind", default=kind)
+    parser.add_argument("--model", default="random:vit-base")
+    parser.add_argument("--dataset", default="synthscenes:1000")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="JSON value")

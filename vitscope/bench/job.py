@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vitscope.bench.common import emit, environment
+from vitscope.bench.common import add_job_arguments, emit, environment
 from vitscope.contracts.errors import UserError
 
 TARGET_RATIO = 1.3
@@ -36,10 +36,7 @@ GPU_MAX_JOB_GFLOP = 1e9
 def register(sub: Any) -> None:
     """Add the `job` benchmark."""
     p = sub.add_parser("job", help="a job through Redis + worker + API vs the same analysis in process")
-    p.add_argument("--kind", default="head-importance")
-    p.add_argument("--model", default="random:vit-base")
-    p.add_argument("--dataset", default="synthscenes:1000")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="JSON value")
+    add_job_arguments(p, "head-importance")
     p.add_argument("--url", help="a running stack's API (default: start Redis, a worker and the API here)")
     p.add_argument("--device", default="auto", help="device of the in-process side")
     p.add_argument("--wait", type=float, default=600.0, help="seconds to wait for a job")

@@ -30,16 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vitscope.bench.common import emit
+from vitscope.bench.common import add_job_arguments, emit
 
 
 def register(sub: Any) -> None:
     """Add the `run-path` benchmark."""
     p = sub.add_parser("run-path", help="`vitscope run` wall time, process start to JSON, by phase")
-    p.add_argument("--kind", default="eigencam")
-    p.add_argument("--model", default="random:vit-base")
-    p.add_argument("--dataset", default="synthscenes:1000")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="JSON value")
+    add_job_arguments(p, "eigencam")
     p.add_argument("--device", default="auto")
     p.add_argument("--repeats", type=int, default=2, help="timed fresh processes")
     p.set_defaults(handler=run)
