@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import gc
 import importlib
 import logging
@@ -81,8 +82,9 @@ def finish(args: argparse.Namespace, **extra: Any) -> NoReturn:
 def _leave(status: list[int]) -> None:
     """Flush what the command wrote and leave with `status[0]`, skipping the interpreter's teardown."""
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone (`| head`) or a closed stream
+            stream.flush()
     os._exit(status[0])
 
 
