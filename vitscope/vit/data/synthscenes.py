@@ -495,16 +495,18 @@ class SynthScenes:
                 yield render_range(self.seed, start, count, self.image_size)
             return
         with _render_pool(workers) as pool:
-            pending: deque[list[Future]] = deque()
+            pending: deque[tuple[Batch3, list[Future]]] = deque()
             for start, count in spans:
-                pieces = _split(start, count, workers)
-                pending.append(
-                    [pool.submit(render_range, self.seed, s, c, self.image_size) for s, c in pieces]
-                )
+                batch = _empty_batch(count, self.image_size)
+                pieces = [
+                    pool.submit(_render_into, batch, s - start, self.seed, s, c)
+                    for s, c in _split(start, count, workers)
+                ]
+                pending.append((batch, pieces))
                 if len(pending) > _PREFETCH:
-                    yield _joined(pending.popleft())
+                    yield _done(*pending.popleft())
             while pending:
-                yield _joined(pending.popleft())
+                yield _done(*pending.popleft())
 
 
 _PREFETCH = 2
@@ -517,16 +519,29 @@ def render_workers(n: int) -> int:
     return 1 if n < 128 or cores < 4 else min(4, cores - 2)
 
 
-def render_range(
-    seed: int, start: int, count: int, hw: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+Batch3 = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""One rendered batch: images uint8 (B, H, W, 3), labels int64 (B,), boxes float32 (B, 4)."""
+
+
+def render_range(seed: int, start: int, count: int, hw: tuple[int, int]) -> Batch3:
     """Images start..start+count-1 of the labelled set: (images (B, H, W, 3), labels (B,), boxes (B, 4))."""
-    images = np.empty((count, *hw, 3), np.uint8)
-    labels, boxes = np.empty(count, np.int64), np.empty((count, 4), np.float32)
+    batch = _empty_batch(count, hw)
+    _render_into(batch, 0, seed, start, count)
+    return batch
+
+
+def _empty_batch(count: int, hw: tuple[int, int]) -> Batch3:
+    return np.empty((count, *hw, 3), np.uint8), np.empty(count, np.int64), np.empty((count, 4), np.float32)
+
+
+def _render_into(batch: Batch3, at: int, seed: int, start: int, count: int) -> None:
+    """Render images start..start+count-1 into rows at..at+count-1 of `batch` (threads fill disjoint
+    rows of one batch: no per-piece arrays to join)."""
+    images, labels, boxes = batch
+    hw = images.shape[1:3]
     for j in range(count):
         r = _render_labelled(seed, start + j, hw)
-        images[j], labels[j], boxes[j] = r.image, r.label, r.box
-    return images, labels, boxes
+        images[at + j], labels[at + j], boxes[at + j] = r.image, r.label, r.box
 
 
 def _render_pool(workers: int) -> Executor:
@@ -542,10 +557,11 @@ def _split(start: int, count: int, parts: int) -> list[tuple[int, int]]:
     return [(s, min(step, start + count - s)) for s in range(start, start + count, step)]
 
 
-def _joined(futures: list[Future]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One batch from its rendered pieces, in order."""
-    parts = [f.result() for f in futures]
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+def _done(batch: Batch3, pieces: list[Future]) -> Batch3:
+    """`batch` once every piece rendering into it has finished (a piece's error is raised here)."""
+    for piece in pieces:
+        piece.result()
+    return batch
 
 
 def throughput(n: int = 2000, image_size: int | tuple[int, int] = 96) -> float:
