@@ -40,10 +40,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     names = sorted(info.name for info in pkgutil.iter_modules(commands.__path__))
-    word = next((word for word in argv or () if not word.startswith("-")), None)
-    if word is not None and word.replace("-", "_") in names:
-        names.remove(word.replace("-", "_"))
-        importlib.import_module(f"{commands.__name__}.{word.replace('-', '_')}").register(sub)
+    word = next((word for word in argv or () if not word.startswith("-")), "")
+    if (named := word.replace("-", "_")) in names:
+        names.remove(named)
+        importlib.import_module(f"{commands.__name__}.{named}").register(sub)
         if word in sub.choices:
             return parser
     for name in names:

@@ -61,7 +61,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE", help="analysis parameter (JSON value)"
     )
-    p.set_defaults(handler=run, quick_exit=True)  # see `vitscope.cli.entry`
+    p.set_defaults(handler=run, quick_exit=True)  # see `vitscope.cli.finish`
 
 
 def run(args: argparse.Namespace, mark: Callable[[str], None] = lambda _phase: None) -> int:

@@ -10,8 +10,8 @@ of those in `$VITSCOPE_CACHE_DIR/models/seeded/` and the next process reads it i
 
 Reading builds the model on the meta device (no initialisation) and puts the file's tensors in
 place of every parameter and buffer; a file that does not name each of them, with its shape and
-dtype, is drawn again. Writing is best effort (an unwritable cache only costs the next process the draw) and
-atomic (a temporary file renamed into place), so concurrent workers never read half a file.
+dtype, is drawn again. Writing is best effort (an unwritable cache only costs the next process the
+draw) and atomic (a temporary file renamed into place), so concurrent workers never read half a file.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import PretrainedConfig, PreTrainedModel
@@ -61,21 +62,15 @@ def key(cls: type[PreTrainedModel], config: PretrainedConfig, seed: int) -> str:
         "config": config.to_dict(),
         "seed": seed,
         "torch": torch.__version__,
-        "transformers": _transformers_version(),
+        "transformers": transformers.__version__,
         "cpu": torch.backends.cpu.get_cpu_capability(),
     }
     text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _transformers_version() -> str:
-    import transformers
-
-    return str(transformers.__version__)
-
-
 def _tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Every parameter and buffer by name (non-persistent buffers too: `to_empty` leaves them unset)."""
+    """Every parameter and buffer by name (non-persistent buffers too: a state dict leaves them out)."""
     return {**dict(model.named_parameters()), **dict(model.named_buffers())}
 
 
