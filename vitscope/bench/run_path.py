@@ -58,40 +58,37 @@ def run(args: argparse.Namespace) -> int:
         env = {**os.environ, "VITSCOPE_CACHE_DIR": str(Path(tmp) / "cache")}  # empty: the first run draws
         for attempt in range(args.repeats):
             out = [*command, "--out", str(Path(tmp) / f"wall{attempt}"), "--json"]
-            start = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, "-m", "vitscope.cli", *out], capture_output=True, text=True, env=env
-            )
-            wall = time.perf_counter() - start
-            _check(done)
+            _, wall = _timed(["vitscope.cli", *out], env)
             cache = "empty" if attempt == 0 else "kept"
             emit({**common, "what": "wall", "attempt": attempt, "cache": cache, "wall_s": wall})
         out = [*command, "--out", str(Path(tmp) / "phases"), "--json"]
-        script = [sys.executable, "-m", "vitscope.bench.run_path", str(time.time()), *out]
-        start = time.perf_counter()
-        done = subprocess.run(script, capture_output=True, text=True, env=env)
-        wall = time.perf_counter() - start
-        ended = time.time()
-        _check(done)
-        phases = json.loads(done.stdout.strip().splitlines()[-1])
-        phases["exit_s"] = ended - phases.pop("ended")
+        launched = time.time()  # one clock for the wall and the child's first and last marks
+        stdout, _ = _timed(["vitscope.bench.run_path", str(launched), *out], env)
+        wall = time.time() - launched
+        phases = json.loads(stdout.strip().splitlines()[-1])
+        phases["exit_s"] = launched + wall - phases.pop("ended")
         emit({**common, "what": "phases", "cache": "kept", "wall_s": wall, **phases})
     emit({**common, "what": "inputs", **_inputs(args)})
     return 0
 
 
-def _check(done: subprocess.CompletedProcess[str]) -> None:
+def _timed(module_argv: list[str], env: dict[str, str]) -> tuple[str, float]:
+    """Run `python -m <module_argv>` in a fresh process; return its stdout and wall seconds, or raise
+    `UserError` with its last line of stderr if it fails."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", *module_argv], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
     if done.returncode != 0:
         from vitscope.contracts.errors import UserError
 
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"the run failed (exit {done.returncode}): {last}")
+    return done.stdout, wall
 
 
 def _bytecode() -> bool:
     """Whether torch and transformers load from compiled bytecode (not recompiled per process)."""
     import importlib.util
-    from pathlib import Path
 
     for name in ("torch", "transformers"):
         spec = importlib.util.find_spec(name)
