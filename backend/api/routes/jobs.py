@@ -13,14 +13,14 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from backend import jobs
-from backend.access import check_model_root, check_owner, check_rate, job_id_key, may_delete
+from backend.access import Client, check_model_root, check_owner, check_rate, job_id_key, may_delete
 from backend.api.deps import ClientDep, QueueDep, QuotaDep, ResultCacheDep, SettingsDep, StoreDep
 from backend.api.errors import COMMON, responses
 from backend.budget import check_cost
 from backend.cache import Rendered
 from backend.errors import ApiError
 from backend.queue import JobQueue
-from backend.quota import RECORD_OVERHEAD
+from backend.quota import RECORD_OVERHEAD, Quota
 from vitscope.contracts.jobs import job_examples, job_request_type, spec_from_request
 from vitscope.contracts.store import (
     JSON_DTYPE,
@@ -107,6 +107,8 @@ async def get_result(
     queue: QueueDep,
     settings: SettingsDep,
     cache: ResultCacheDep,
+    client: ClientDep,
+    quota: QuotaDep,
     format: Annotated[Literal["json", "npy"], Query(description="json (default) or raw .npy bytes")] = "json",
     index: Annotated[
         list[int] | None,
@@ -128,7 +130,7 @@ async def get_result(
     rendered = cache.get(key)
     if rendered is None:
         loaded = await run_in_threadpool(
-            _load_result, job_id, name, format, store, queue, settings.dashboard_url, at
+            _load_result, job_id, name, format, store, queue, settings.dashboard_url, at, (client, quota)
         )
         if isinstance(loaded, Response):
             return loaded
@@ -138,7 +140,9 @@ async def get_result(
         rendered.touched = time.monotonic()  # keep a popular result from expiring in Redis
         if not await run_in_threadpool(store.touch, rendered.ref):
             cache.drop_job(job_id)  # deleted (through another API process) or evicted: ask Redis again
-            return await get_result(job_id, name, request, store, queue, settings, cache, format, index)
+            return await get_result(
+                job_id, name, request, store, queue, settings, cache, client, quota, format, index
+            )
     headers = {"ETag": rendered.etag, "Cache-Control": "no-cache"}
     if request.headers.get("if-none-match") == rendered.etag:
         return Response(status_code=304, headers=headers)
@@ -205,17 +209,19 @@ def _load_result(
     store: Store,
     queue: JobQueue,
     dashboard_url: str,
-    at: tuple[int, ...] = (),
+    at: tuple[int, ...],
+    caller: tuple[Client, Quota],
 ) -> Rendered | Response:
     """Read and render a result (its slice `at`) from Redis; a 202 response if it was evicted (the job is
-    queued again)."""
+    queued again; its record says whether `caller`, (client, quota), may cancel it)."""
     record = _record(job_id, store)
     ref = jobs.result_ref(record, name)
     if format == "npy" and ref.dtype == JSON_DTYPE:
         raise ApiError(400, f"{name!r} is a JSON object, not an array: drop ?format=npy")
     data = store.result_bytes(ref)
     if data is None:
-        return _recomputing(jobs.recompute(record, store, queue), dashboard_url)
+        allowed = may_delete(*caller, job_key(job_id))
+        return _recomputing(jobs.recompute(record, store, queue), dashboard_url, allowed)
     etag = f'"{ref.key.rsplit(":", 1)[-1]}{"".join(f".{i}" for i in at)}.{format}"'
     if at:
         data = _slice(name, ref, data, at)
@@ -249,6 +255,6 @@ def _record(job_id: str, store: Store) -> JobRecord:
     return record
 
 
-def _recomputing(record: JobRecord, dashboard_url: str) -> JSONResponse:
-    body = {**jobs.view(record, dashboard_url).model_dump(mode="json"), "message": jobs.RECOMPUTING}
+def _recomputing(record: JobRecord, dashboard_url: str, allowed: bool) -> JSONResponse:
+    body = {**jobs.view(record, dashboard_url, allowed).model_dump(mode="json"), "message": jobs.RECOMPUTING}
     return JSONResponse(body, status_code=202, headers=jobs.RETRY_AFTER)

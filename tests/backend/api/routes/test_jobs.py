@@ -294,6 +294,20 @@ def test_a_job_says_whether_its_caller_may_cancel_or_delete_it(secured, client):
     assert client.get(f"/api/v1/jobs/{job_id}").json()["may_delete"] is True  # authentication off: anyone
 
 
+def test_a_recomputing_result_says_whether_its_caller_may_cancel_the_job(secured, redis, settings, store):
+    job_id = secured.post("/api/v1/jobs", json=JOB, headers=ALICE).json()["id"]
+    redis.delete(settings.queue)
+    finish(store, job_id, {"cam": np.zeros(2)}, {})
+    redis.delete(store.job(job_id).results["cam"].key)  # evicted: the next read queues it again
+    first = secured.get(f"/api/v1/jobs/{job_id}/results/cam", headers=BOB)
+    assert first.status_code == 202 and first.json()["may_delete"] is False
+    redis.delete(settings.queue)
+    finish(store, job_id, {"cam": np.zeros(2)}, {})
+    redis.delete(store.job(job_id).results["cam"].key)
+    second = secured.get(f"/api/v1/jobs/{job_id}/results/cam", headers=ALICE)
+    assert second.status_code == 202 and second.json()["may_delete"] is True
+
+
 def test_another_token_holder_cannot_delete_a_finished_job_or_its_results(secured, redis, store):
     job_id = secured.post("/api/v1/jobs", json=JOB, headers=ALICE).json()["id"]
     finish(store, job_id, {"cam": np.zeros(2)}, {})
