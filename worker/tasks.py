@@ -31,6 +31,7 @@ from vitscope.contracts.jobs import JobSpec, normalize_job
 from vitscope.contracts.queue import TASK_NAME, queue_for, worker_queues
 from vitscope.contracts.store import JobRecord, ResultRef, Store
 from vitscope.vit.analysis import registry
+from vitscope.vit.data.inputs import start_rendering
 from vitscope.vit.heap import keep_freed_memory, release_freed_memory
 from worker.celery_app import app
 from worker.guard import JobGuard, JobStopped, Limits, estimate_seconds, time_limits
@@ -129,6 +130,7 @@ def _compute(
     budget = limits(spec, store, settings)
     with JobGuard(store, record.id, worker, budget, writer, beat_ttl_s=settings.heartbeat_ttl_s) as guard:
         guard(0.0, f"loading {spec.model}")
+        start_rendering(spec.inputs)  # SynthScenes' helpers (kept for later jobs) start while the model loads
         lm = models.get(spec.model, resolve_device(settings.device))
         result = registry.execute(lm, spec, _fetcher(store), guard)
         guard.check()  # cancelled during the last batch: store nothing

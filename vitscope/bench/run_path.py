@@ -100,18 +100,21 @@ def _bytecode() -> bool:
 
 
 def _inputs(args: argparse.Namespace) -> dict[str, Any]:
-    """Seconds to bring every batch of the dataset to the device, preprocessed, with no model pass."""
+    """Seconds to bring every batch of the dataset to the device, preprocessed, with no model pass
+    (SynthScenes' helpers, where there are any, started before the model loads, as in a run)."""
     import torch
 
     from vitscope.commands.run import parse_params
     from vitscope.contracts.jobs import normalize_job
     from vitscope.vit.analysis import registry
     from vitscope.vit.analysis.base import stream
+    from vitscope.vit.data.inputs import start_rendering
     from vitscope.vit.device import resolve_device
     from vitscope.vit.models import load_model
 
     request = {"kind": args.kind, "model": args.model, "inputs": {"dataset": args.dataset}}
     spec = normalize_job({**request, "params": parse_params(args.param)})
+    start_rendering(spec.inputs)  # as `vitscope run` does: SynthScenes' helpers start before the model
     lm = load_model(args.model, resolve_device(args.device))
     source = registry.get(spec.kind).open_source(spec.inputs, lambda key: b"", lm.labels)
     batch_size = int(getattr(spec.typed_params(), "batch_size", 64))

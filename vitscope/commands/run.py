@@ -70,6 +70,7 @@ def run(args: argparse.Namespace, mark: Callable[[str], None] = lambda _phase: N
     `mark(phase)` is called as each phase ends (`load_model`, `analysis`, `write`): the run-path
     bench's clock (`vitscope.bench.run_path`)."""
     from vitscope.contracts.jobs import normalize_job
+    from vitscope.vit.data.inputs import start_rendering
     from vitscope.vit.device import resolve_device, start_in_background
 
     blobs = read_files([*(args.images or []), *([args.zip] if args.zip else [])])
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace, mark: Callable[[str], None] = lambda _phase: N
         "inputs": inputs_of(args, list(blobs)),
         "params": parse_params(args.param),
     }
-    normalize_job(raw)  # refuse a bad request before spending time on the model
+    checked = normalize_job(raw)  # refuse a bad request before spending time on the model
+    start_rendering(checked.inputs)  # SynthScenes' helpers start while torch is imported
     device = resolve_device(args.device)
     start_in_background(device)  # CUDA starts while the model layer is imported
     from vitscope.vit.analysis import registry

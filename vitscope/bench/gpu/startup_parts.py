@@ -3,8 +3,9 @@
 For finding costs; `vitscope bench run-path` is the reported figure. In a fresh process, prints
 one JSON line: CUDA's start, building random vit-base on the CPU (its class's own seeded
 initialisation), moving it to the GPU, reading off its parts (one blank pass), the randomized copy
-Eigen-CAM's sanity check builds, and SynthScenes' rendering of 1,000 224-px images with 1, 2, 4, 8
-and 12 threads.
+Eigen-CAM's sanity check builds, and SynthScenes' rendering of 1,000 224-px images in the caller
+and by 2, 4, 8 and 12 helper processes (`vitscope.vit.data.render_pool`), started cold (their
+start-up included) and again warm.
 
     python3 vitscope/bench/gpu/startup_parts.py
 """
@@ -54,13 +55,16 @@ def main() -> None:
     randomized_copy(model_in(lm, "bfloat16"), 0)
     torch.cuda.synchronize()
     mark("randomized_copy_bf16")
+    from vitscope.vit.data import render_pool
     from vitscope.vit.data.synthscenes import SynthScenes
 
     for workers in (1, 2, 4, 8, 12):
-        start = time.perf_counter()
-        for _ in SynthScenes(1000, image_size=224).batches(256, workers=workers):
-            pass
-        clock[f"render_1000_workers{workers}_s"] = time.perf_counter() - start
+        render_pool._close_shared()  # a fresh pool of this size: the first round pays its start-up
+        for when in ("cold", "warm"):
+            start = time.perf_counter()
+            for _ in SynthScenes(1000, image_size=224).batches(256, workers=workers):
+                pass
+            clock[f"render_1000_workers{workers}_{when}_s"] = time.perf_counter() - start
     clock["cores"] = os.cpu_count() or 0
     clock["torch_threads"] = torch.get_num_threads()
     print(json.dumps({"bench": "startup-parts", **clock}), flush=True)

@@ -174,6 +174,24 @@ def open_source(inputs: Inputs, fetch: Callable[[str], bytes], class_names: Sequ
     return zip_folder_source(fetch(inputs.zip), class_names)
 
 
+def start_rendering(inputs: Inputs) -> None:
+    """Start the helper processes that rendering `inputs` will use, if any (`render_workers`: a
+    SynthScenes set of 128 images or more on 4 cores or more), so that their start-up overlaps what the
+    caller does next (`vitscope run` imports torch and transformers, a worker loads the model)."""
+    if inputs.dataset is None:
+        return
+    spec = parse_dataset_spec(inputs.dataset)
+    if spec.name != "synthscenes":
+        return
+    from vitscope.vit.data.synthscenes import render_workers
+
+    workers = render_workers(spec.n)
+    if workers > 1:
+        from vitscope.vit.data.render_pool import shared_pool
+
+        shared_pool(workers)
+
+
 def one_image(source: ImageSource, index: int, size: tuple[int, int] | InputGeometry) -> Batch:
     """Image `index` of `source` alone, as a batch of one brought to `size` (its `indices` say `index`).
 

@@ -29,7 +29,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import NamedTuple
 
@@ -483,8 +483,9 @@ class SynthScenes:
         """Streams the set in order: (images uint8 (B, H, W, 3), labels int64 (B,), boxes float32 (B, 4)).
 
         The last batch may be smaller; boxes are x0, y0, x1, y1 with x1, y1 exclusive. With
-        `workers` > 1 (default: `render_workers(n)`) the next batches are rendered by a pool while
-        the caller works on this one; the bytes are the same (every image is its own stream).
+        `workers` > 1 (default: `render_workers(n)`) the next batches are rendered by helper processes
+        (`vitscope.vit.data.render_pool`, started with that many the first time) while the caller works
+        on this one; the bytes are the same (every image is its own stream).
         """
         if batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {batch_size}")
@@ -494,19 +495,24 @@ class SynthScenes:
             for start, count in spans:
                 yield render_range(self.seed, start, count, self.image_size)
             return
-        with _render_pool(workers) as pool:
-            pending: deque[tuple[Batch3, list[Future]]] = deque()
+        from vitscope.vit.data.render_pool import shared_pool
+
+        pool = shared_pool(workers)
+        pending: deque[tuple[Batch3, list[Future]]] = deque()
+        try:
             for start, count in spans:
                 batch = _empty_batch(count, self.image_size)
-                pieces = [
-                    pool.submit(_render_into, batch, s - start, self.seed, s, c)
-                    for s, c in _split(start, count, workers)
-                ]
+                parts = _split(start, count, pool.size)
+                pieces = [pool.submit(batch, s - start, self.seed, s, c) for s, c in parts]
                 pending.append((batch, pieces))
                 if len(pending) > _PREFETCH:
                     yield _done(*pending.popleft())
             while pending:
                 yield _done(*pending.popleft())
+        finally:  # a caller that stops early (a cancelled job) leaves no pieces queued for nothing
+            for _, pieces in pending:
+                for piece in pieces:
+                    piece.cancel()
 
 
 _PREFETCH = 2
@@ -514,9 +520,10 @@ _PREFETCH = 2
 
 
 def render_workers(n: int) -> int:
-    """Pool size for rendering n images: 1 (in the caller) for small sets or few cores."""
+    """Helper processes for rendering n images (`vitscope.vit.data.render_pool`): 1 (render in the
+    caller) for small sets, where starting helpers costs more than it saves, or with few cores."""
     cores = os.cpu_count() or 1
-    return 1 if n < 128 or cores < 4 else min(4, cores - 2)
+    return 1 if n < 128 or cores < 4 else min(8, cores - 2)
 
 
 Batch3 = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -526,7 +533,7 @@ Batch3 = tuple[np.ndarray, np.ndarray, np.ndarray]
 def render_range(seed: int, start: int, count: int, hw: tuple[int, int]) -> Batch3:
     """Images start..start+count-1 of the labelled set: (images (B, H, W, 3), labels (B,), boxes (B, 4))."""
     batch = _empty_batch(count, hw)
-    _render_into(batch, 0, seed, start, count)
+    render_into(batch, 0, seed, start, count)
     return batch
 
 
@@ -534,9 +541,8 @@ def _empty_batch(count: int, hw: tuple[int, int]) -> Batch3:
     return np.empty((count, *hw, 3), np.uint8), np.empty(count, np.int64), np.empty((count, 4), np.float32)
 
 
-def _render_into(batch: Batch3, at: int, seed: int, start: int, count: int) -> None:
-    """Render images start..start+count-1 into rows at..at+count-1 of `batch` (threads fill disjoint
-    rows of one batch: no per-piece arrays to join)."""
+def render_into(batch: Batch3, at: int, seed: int, start: int, count: int) -> None:
+    """Render images start..start+count-1 into rows at..at+count-1 of `batch`."""
     images, labels, boxes = batch
     hw = images.shape[1:3]
     for j in range(count):
@@ -544,11 +550,12 @@ def _render_into(batch: Batch3, at: int, seed: int, start: int, count: int) -> N
         images[at + j], labels[at + j], boxes[at + j] = r.image, r.label, r.box
 
 
-def _render_pool(workers: int) -> Executor:
-    """Threads: no process start-up or imports to pay, none of a daemon's limits (a Celery prefork
-    child may not have children), and the analysis thread gives up the GIL while it waits on the
-    GPU, so rendering overlaps the computing."""
-    return ThreadPoolExecutor(workers, thread_name_prefix="synthscenes")
+def warm_caches() -> None:
+    """Build the per-process caches every image draws from (shape masks, tiles, stroke bank) now."""
+    for c in range(len(CATEGORIES)):
+        for r in range(len(_ROTATIONS_DEG)):
+            _shape_coverage(c, r)
+    _noise_tiles(), _stroke_bank(), _pattern_tiles()
 
 
 def _split(start: int, count: int, parts: int) -> list[tuple[int, int]]:
@@ -566,10 +573,7 @@ def _done(batch: Batch3, pieces: list[Future]) -> Batch3:
 
 def throughput(n: int = 2000, image_size: int | tuple[int, int] = 96) -> float:
     """Images per second of `SynthScenes.batches` on the calling thread, caches warmed first."""
-    for c in range(len(CATEGORIES)):
-        for r in range(len(_ROTATIONS_DEG)):
-            _shape_coverage(c, r)
-    _noise_tiles(), _stroke_bank(), _pattern_tiles()
+    warm_caches()
     start = time.perf_counter()
     for _ in SynthScenes(n, seed=12345, image_size=image_size).batches(64):
         pass

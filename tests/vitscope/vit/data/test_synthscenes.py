@@ -202,6 +202,11 @@ def test_batches_rendered_by_a_pool_have_the_bytes_of_the_serial_ones():
             np.testing.assert_array_equal(x, y)
 
 
-def test_a_pool_renders_only_sets_worth_its_start_up():
-    assert render_workers(16) == 1
-    assert render_workers(10_000) >= 1
+def test_helpers_render_only_sets_worth_their_start_up_and_only_with_cores_to_spare(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert render_workers(16) == 1 and render_workers(127) == 1
+    assert render_workers(128) == 8 and render_workers(10_000) == 8
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    assert render_workers(10_000) == 4
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert render_workers(10_000) == 1
