@@ -89,11 +89,14 @@ class _Helper:
             _read_into(self.process.stdout, rows)
         return True
 
-    def close(self) -> None:
-        """Close its stdin (it leaves) and reap it."""
+    def stop(self) -> None:
+        """Close its stdin: it leaves."""
         if self.process.stdin is not None:
             with contextlib.suppress(OSError):  # a helper that died leaves a broken pipe
                 self.process.stdin.close()
+
+    def reap(self) -> None:
+        """Wait for it to have left (kill it after 5 s)."""
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -139,14 +142,18 @@ class RenderPool:
         self._pieces.put(piece)
         return piece.future
 
-    def close(self) -> None:
-        """Let the helpers finish what they have, then stop them."""
+    def close(self, wait: bool = True) -> None:
+        """Let the helpers finish what they have, then tell them to leave; with `wait`, reap them (at exit
+        the process does not wait: a helper leaves by itself once its stdin is closed)."""
         for _ in self._threads:
             self._pieces.put(None)
         for thread in self._threads:
             thread.join()
         for helper in self._helpers:
-            helper.close()
+            helper.stop()
+        if wait:
+            for helper in self._helpers:
+                helper.reap()
 
     def _serve(self, helper: _Helper) -> None:
         alive = True
@@ -184,16 +191,17 @@ def shared_pool(processes: int) -> RenderPool:
     with _LOCK:
         if _POOL is None:
             _POOL = RenderPool(processes)
-            atexit.register(_close_shared)
+            atexit.register(_close_shared, wait=False)
         return _POOL
 
 
-def _close_shared() -> None:
+def _close_shared(wait: bool = True) -> None:
+    """Close this process's pool, if it has one (`RenderPool.close`)."""
     global _POOL
     with _LOCK:
         pool, _POOL = _POOL, None
     if pool is not None:
-        pool.close()
+        pool.close(wait)
 
 
 def _forget_shared() -> None:
@@ -224,6 +232,7 @@ def _serve_requests() -> None:
             for array in batch:
                 answers.write(np.ascontiguousarray(array).data.cast("B"))
         answers.flush()
+    os._exit(0)  # nothing to tear down: the parent may be waiting for this process to leave
 
 
 if __name__ == "__main__":
