@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every vitscope benchmark on one GPU machine, as JSON lines in $OUT/benches.jsonl.
 #
-#   bash vitscope/bench/gpu/run.sh [all|core|trust|profile|speed|eigencam|runpath]   (from the repository root; OUT defaults to ./out)
+#   bash vitscope/bench/gpu/run.sh [all|core|trust|profile|speed|eigencam|runpath|runprofile]   (from the repository root; OUT defaults to ./out)
 #
 # Installs, offline and without dependency resolution, exactly the wheels listed in
 # vitscope/bench/gpu/requirements-gpu.txt from .whl/ (see that file for how to fetch them), records
@@ -137,6 +137,26 @@ run_paths() {
   step run_path_head_importance 200 $V bench run-path --kind head-importance --model random:vit-base \
     --dataset synthscenes:1000 --param dtype='"bfloat16"' --device cuda
 }
+# `runprofile`: where a kept-weights `vitscope run eigencam` on 1,000 images spends its time (cProfile,
+# second of two runs; run-profile.txt), then its run path
+if [ "$MODE" = runprofile ]; then
+  export VITSCOPE_CACHE_DIR=/tmp/vitscope-profile-cache
+  for attempt in 1 2; do
+    python3 -m cProfile -o "$OUT/run-eigencam-$attempt.prof" -m vitscope.cli run eigencam --model random:vit-base \
+      --dataset synthscenes:1000 --param faithfulness=false --param dtype='"bfloat16"' --param batch_size=256 \
+      --device cuda --out /tmp/run-profile > /dev/null 2> "$LOGS/runprofile_$attempt.err" || tail -4 "$LOGS/runprofile_$attempt.err"
+  done
+  python3 -c "
+import pstats, sys
+stats = pstats.Stats(sys.argv[1])
+stats.sort_stats('cumulative').print_stats('vitscope', 70)
+stats.sort_stats('tottime').print_stats(40)" "$OUT/run-eigencam-2.prof" > "$OUT/run-profile.txt" 2>&1
+  unset VITSCOPE_CACHE_DIR
+  step run_path_eigencam 200 $V bench run-path --kind eigencam --model random:vit-base --dataset synthscenes:1000 \
+    --param faithfulness=false --param dtype='"bfloat16"' --param batch_size=256 --device cuda
+  tar -czf "$OUT/logs.tgz" -C "$LOGS" .
+  exit 0
+fi
 if [ "$MODE" = runpath ]; then
   step startup_parts 200 python3 vitscope/bench/gpu/startup_parts.py
   run_paths
