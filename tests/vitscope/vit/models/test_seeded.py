@@ -1,12 +1,14 @@
 """Seeded random weights: drawn once, then read back bit for bit; a bad or missing file is drawn again."""
 
 import logging
+import os
 
 import pytest
 import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
+from vitscope.contracts.errors import UserError
 from vitscope.vit.models import configs, seeded
 from vitscope.vit.models.loading import default_labels
 
@@ -131,3 +133,37 @@ def test_a_kept_file_is_readable_by_every_user_of_a_shared_cache(cache):
     seeded.build(cls, config, 7)
     [path] = cache.glob("*.safetensors")
     assert path.stat().st_mode & 0o777 == 0o644 and not list(cache.glob("*.tmp"))
+
+
+def test_the_folder_keeps_the_most_recently_used_files_within_its_bound(cache, monkeypatch):
+    cls, config, _, _ = configs.random_model("vit", "micro", default_labels())
+    seeded.build(cls, config, 1)
+    size = next(cache.glob("*.safetensors")).stat().st_size
+    monkeypatch.setenv("VITSCOPE_SEEDED_CACHE_GB", str(2.5 * size / 1e9))  # two files fit, three do not
+    seeded.build(cls, config, 2)
+    first, second = (cache / f"{seeded.key(cls, config, s)}.safetensors" for s in (1, 2))
+    os.utime(first, (1_000, 1_000))
+    os.utime(second, (2_000, 2_000))
+    seeded.build(cls, config, 1)  # read: now the most recently used
+    assert first.stat().st_mtime > second.stat().st_mtime
+    third = seeded.build(cls, config, 3)
+    kept = {p.name for p in cache.glob("*.safetensors")}
+    assert kept == {first.name, f"{seeded.key(cls, config, 3)}.safetensors"}
+    assert same(third, drawn(cls, config, 3))
+
+
+def test_a_bound_of_zero_keeps_nothing_and_still_gives_the_model(cache, monkeypatch):
+    monkeypatch.setenv("VITSCOPE_SEEDED_CACHE_GB", "0")
+    cls, config, _, _ = configs.random_model("vit", "micro", default_labels())
+    assert same(seeded.build(cls, config, 5), drawn(cls, config, 5))
+    assert not cache.exists()  # not even the folder
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "nan", "inf"])
+def test_a_bad_bound_is_refused_in_one_line(value, monkeypatch):
+    monkeypatch.setenv("VITSCOPE_SEEDED_CACHE_GB", value)
+    cls, config, _, _ = configs.random_model("vit", "micro", default_labels())
+    with pytest.raises(
+        UserError, match=f"VITSCOPE_SEEDED_CACHE_GB must be a number of gigabytes >= 0, got '{value}'"
+    ):
+        seeded.build(cls, config, 5)
