@@ -151,6 +151,11 @@ import pstats, sys
 stats = pstats.Stats(sys.argv[1])
 stats.sort_stats('cumulative').print_stats('vitscope', 70)
 stats.sort_stats('tottime').print_stats(40)" "$OUT/run-eigencam-2.prof" > "$OUT/run-profile.txt" 2>&1
+  # which modules the same run imports, slowest first (cumulative microseconds)
+  python3 -X importtime -m vitscope.cli run eigencam --model random:vit-base --dataset synthscenes:1000 \
+    --param faithfulness=false --param dtype='"bfloat16"' --param batch_size=256 --device cuda \
+    --out /tmp/run-profile > /dev/null 2> "$LOGS/importtime.err"
+  grep '^import time:' "$LOGS/importtime.err" | sort -t'|' -k2 -n | tail -80 > "$OUT/importtime.txt"
   unset VITSCOPE_CACHE_DIR
   step run_path_eigencam 200 $V bench run-path --kind eigencam --model random:vit-base --dataset synthscenes:1000 \
     --param faithfulness=false --param dtype='"bfloat16"' --param batch_size=256 --device cuda

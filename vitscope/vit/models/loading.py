@@ -20,13 +20,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModel,
-    AutoModelForImageClassification,
-    PreTrainedModel,
-)
+from transformers import PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from vitscope.contracts.errors import UserError
@@ -235,6 +229,11 @@ def default_labels() -> list[str]:
 
 def _load_pretrained(source: str) -> tuple[PreTrainedModel, bool]:
     """Load a checkpoint as what it is; return it and whether it has a classification head."""
+    # transformers' auto classes, imported where a checkpoint is loaded: their package brings in every
+    # auto mapping (image processors, tokenizers, torchvision where installed), which a random model
+    # (its class and normalization known to vitscope) need not wait for
+    from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
+
     hf_logging.disable_progress_bar()  # the CLI and the worker report their own progress
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
@@ -306,6 +305,8 @@ def _processor(
     source: str, model: PreTrainedModel
 ) -> tuple[tuple[float, ...], tuple[float, ...], InputGeometry]:
     """Normalization and resize-and-crop from the checkpoint's image processor config."""
+    from transformers import AutoImageProcessor  # see _load_pretrained
+
     native = _native_size(model.config)
     try:
         processor = AutoImageProcessor.from_pretrained(source, trust_remote_code=False)
