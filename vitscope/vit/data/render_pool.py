@@ -195,6 +195,11 @@ def shared_pool(processes: int) -> RenderPool:
         return _POOL
 
 
+def running_pool() -> RenderPool | None:
+    """This process's pool if it has started one, else None (nothing is started)."""
+    return _POOL
+
+
 def _close_shared(wait: bool = True) -> None:
     """Close this process's pool, if it has one (`RenderPool.close`)."""
     global _POOL

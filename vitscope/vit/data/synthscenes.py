@@ -31,13 +31,16 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from vitscope.contracts.datasets import DEFAULT_LAYOUT, Layout, parse_layout
 from vitscope.contracts.errors import UserError
 from vitscope.vit.data.scenes import Box, LabelledImage, SceneObject, SearchScene
+
+if TYPE_CHECKING:
+    from vitscope.vit.data.render_pool import RenderPool
 
 CATEGORIES: tuple[str, ...] = (
     "circle",
@@ -483,21 +486,19 @@ class SynthScenes:
         """Streams the set in order: (images uint8 (B, H, W, 3), labels int64 (B,), boxes float32 (B, 4)).
 
         The last batch may be smaller; boxes are x0, y0, x1, y1 with x1, y1 exclusive. With
-        `workers` > 1 (default: `render_workers(n)`) the next batches are rendered by helper processes
-        (`vitscope.vit.data.render_pool`, started with that many the first time) while the caller works
-        on this one; the bytes are the same (every image is its own stream).
+        `workers` > 1 the next batches are rendered by helper processes (`vitscope.vit.data.render_pool`,
+        started with that many the first time) while the caller works on this one; by default by the
+        helpers already running, else as `render_workers(n)` says. The bytes are the same (every image is
+        its own stream).
         """
         if batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {batch_size}")
         spans = [(start, min(batch_size, self.n - start)) for start in range(0, self.n, batch_size)]
-        workers = render_workers(self.n) if workers is None else workers
-        if workers <= 1:
+        pool = _pool_for(self.n, workers)
+        if pool is None:
             for start, count in spans:
                 yield render_range(self.seed, start, count, self.image_size)
             return
-        from vitscope.vit.data.render_pool import shared_pool
-
-        pool = shared_pool(workers)
         pending: deque[tuple[Batch3, list[Future]]] = deque()
         try:
             for start, count in spans:
@@ -517,6 +518,20 @@ class SynthScenes:
 
 _PREFETCH = 2
 """Batches rendered ahead of the one the caller works on."""
+
+
+def _pool_for(n: int, workers: int | None) -> RenderPool | None:
+    """The helpers that render n images: `workers` of them (None: render in the caller for 1 or fewer);
+    by default the process's pool when it is already running (a small set too: its start-up is paid),
+    else one started with `render_workers(n)` helpers where that is worth it."""
+    from vitscope.vit.data import render_pool
+
+    if workers is None:
+        running = render_pool.running_pool()
+        if running is not None:
+            return running
+        workers = render_workers(n)
+    return render_pool.shared_pool(workers) if workers > 1 else None
 
 
 def render_workers(n: int) -> int:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vitscope.contracts.errors import UserError
+from vitscope.vit.data import render_pool
 from vitscope.vit.data.scenes import SceneObject
 from vitscope.vit.data.synthscenes import (
     CATEGORIES,
@@ -192,7 +193,14 @@ def test_crop_resizes_a_box_to_the_requested_size() -> None:
     assert out.shape == (8, 16, 3) and out.dtype == np.uint8 and (out == 200).all()
 
 
-def test_batches_rendered_by_a_pool_have_the_bytes_of_the_serial_ones():
+@pytest.fixture
+def no_shared_pool():
+    render_pool._close_shared()
+    yield
+    render_pool._close_shared()
+
+
+def test_batches_rendered_by_a_pool_have_the_bytes_of_the_serial_ones(no_shared_pool):
     scenes = SynthScenes(11, seed=3, image_size=48)
     serial = list(scenes.batches(4, workers=1))
     pooled = list(scenes.batches(4, workers=2))
@@ -210,3 +218,18 @@ def test_helpers_render_only_sets_worth_their_start_up_and_only_with_cores_to_sp
     assert render_workers(10_000) == 4
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert render_workers(10_000) == 1
+
+
+def test_a_running_pool_renders_even_a_small_set_and_none_is_started_for_one(no_shared_pool, monkeypatch):
+    scenes = SynthScenes(8, seed=4, image_size=32)
+    serial = next(scenes.batches(8, workers=1))
+    next(scenes.batches(8))
+    assert render_pool.running_pool() is None  # 8 images: not worth starting helpers
+    pool = render_pool.shared_pool(2)
+    submitted = []
+    submit = pool.submit
+    monkeypatch.setattr(pool, "submit", lambda *a: submitted.append(a[3:]) or submit(*a))
+    pooled = next(scenes.batches(8))
+    assert submitted == [(0, 4), (4, 4)]  # (start, count) of each helper's piece
+    for x, y in zip(serial, pooled, strict=True):
+        np.testing.assert_array_equal(x, y)
