@@ -79,14 +79,17 @@ class _Helper:
         try:
             self.process.stdin.write(json.dumps(request).encode() + b"\n")
             self.process.stdin.flush()
-            header = json.loads(self.process.stdout.readline() or b'{"error": "it exited"}')
+            line = self.process.stdout.readline()
+            if not line:
+                raise HelperFailed("it exited")
+            header = json.loads(line)
+            if "error" in header:
+                log.debug("a SynthScenes render helper refused a piece: %s", header["error"])
+                return False
+            for rows in piece.rows():
+                _read_into(self.process.stdout, rows)
         except (OSError, ValueError) as exc:
             raise HelperFailed(str(exc)) from exc
-        if "error" in header:
-            log.debug("a SynthScenes render helper refused a piece: %s", header["error"])
-            return False
-        for rows in piece.rows():
-            _read_into(self.process.stdout, rows)
         return True
 
     def stop(self) -> None:
@@ -122,7 +125,15 @@ class RenderPool:
 
     def __init__(self, processes: int) -> None:
         self._pieces: queue.SimpleQueue[_Piece | None] = queue.SimpleQueue()
-        self._helpers = [_Helper() for _ in range(processes)]
+        self._helpers: list[_Helper] = []
+        try:
+            for _ in range(processes):
+                self._helpers.append(_Helper())
+        except OSError:  # no more processes, no interpreter: none are left behind
+            for helper in self._helpers:
+                helper.stop()
+                helper.reap()
+            raise
         self._threads = [
             threading.Thread(target=self._serve, args=(h,), name=f"render-helper-{i}", daemon=True)
             for i, h in enumerate(self._helpers)
@@ -185,12 +196,17 @@ _POOL: RenderPool | None = None
 _LOCK = threading.Lock()
 
 
-def shared_pool(processes: int) -> RenderPool:
-    """This process's pool, started with `processes` helpers on first use and kept until exit."""
+def shared_pool(processes: int) -> RenderPool | None:
+    """This process's pool, started with `processes` helpers on first use and kept until exit; None when
+    they cannot be started (rendering stays in the caller)."""
     global _POOL
     with _LOCK:
         if _POOL is None:
-            _POOL = RenderPool(processes)
+            try:
+                _POOL = RenderPool(processes)
+            except OSError as exc:
+                log.warning("SynthScenes render helpers not started (%s): rendering in this process", exc)
+                return None
             atexit.register(_close_shared, wait=False)
         return _POOL
 

@@ -13,7 +13,7 @@ from vitscope.contracts.jobs import Inputs
 from vitscope.vit.data import render_pool
 from vitscope.vit.data.inputs import start_rendering
 from vitscope.vit.data.render_pool import RenderPool
-from vitscope.vit.data.synthscenes import render_range
+from vitscope.vit.data.synthscenes import SynthScenes, render_range
 
 
 @pytest.fixture
@@ -121,3 +121,24 @@ def test_a_large_synthscenes_input_starts_the_helpers_early(monkeypatch, no_shar
     assert all(h.process.poll() is None for h in started._helpers)
     start_rendering(Inputs(dataset="synthscenes:900"))
     assert render_pool._POOL is started  # one pool per process, kept for the next job
+
+
+def test_helpers_that_cannot_start_leave_rendering_in_the_caller(monkeypatch, no_shared_pool, caplog):
+    started = []
+    popen = render_pool.subprocess.Popen
+
+    def second_fails(*args, **kwargs):
+        if started:
+            raise OSError("Resource temporarily unavailable")
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(render_pool.subprocess, "Popen", second_fails)
+    with caplog.at_level(logging.WARNING, logger="vitscope.vit.data.render_pool"):
+        assert render_pool.shared_pool(2) is None
+        batches = list(SynthScenes(6, seed=1, image_size=32).batches(3, workers=2))
+    assert started[0].returncode == 0  # the one that did start was stopped, not left behind
+    assert "helpers not started (Resource temporarily unavailable)" in caplog.text
+    assert_same(
+        [np.concatenate(parts) for parts in zip(*batches, strict=True)], render_range(1, 0, 6, (32, 32))
+    )
