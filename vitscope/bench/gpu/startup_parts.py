@@ -5,7 +5,8 @@ one JSON line: CUDA's start, building random vit-base on the CPU (its class's ow
 initialisation), moving it to the GPU, reading off its parts (one blank pass), the randomized copy
 Eigen-CAM's sanity check builds, and SynthScenes' rendering of 1,000 224-px images in the caller
 and by 2, 4, 8 and 12 helper processes (`vitscope.vit.data.render_pool`), started cold (their
-start-up included) and again warm.
+start-up included) and again warm, and the average ranks of one job's maps (1,000 images, 12 layers,
+196 patches) by scipy and by `eigencam.average_ranks`.
 
     python3 vitscope/bench/gpu/startup_parts.py
 """
@@ -65,6 +66,17 @@ def main() -> None:
             for _ in SynthScenes(1000, image_size=224).batches(256, workers=workers):
                 pass
             clock[f"render_1000_workers{workers}_{when}_s"] = time.perf_counter() - start
+    import numpy as np
+    from scipy.stats import rankdata
+
+    from vitscope.vit.analysis.eigencam import average_ranks
+
+    maps = np.random.default_rng(0).random((1000, 12, 196), dtype=np.float32)  # one job's projections
+    for name, rank in (("scipy", lambda: rankdata(maps, axis=-1)), ("torch", lambda: average_ranks(maps))):
+        rank()
+        start = time.perf_counter()
+        rank()
+        clock[f"ranks_1000x12x196_{name}_s"] = time.perf_counter() - start
     clock["cores"] = os.cpu_count() or 0
     clock["torch_threads"] = torch.get_num_threads()
     print(json.dumps({"bench": "startup-parts", **clock}), flush=True)

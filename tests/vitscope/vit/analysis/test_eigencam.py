@@ -9,6 +9,7 @@ from vitscope.contracts.errors import UserError
 from vitscope.contracts.kinds.eigencam import EigenCamParams
 from vitscope.vit.analysis import eigencam
 from vitscope.vit.analysis.eigencam import (
+    average_ranks,
     centred_gram,
     eigencam_maps,
     orient,
@@ -595,6 +596,26 @@ def test_rank_corr_is_spearman_with_average_ranks_for_ties():
     tied = np.array([[0.0, 0.0, 1.0, 2.0]])  # ranks 1.5, 1.5, 3, 4
     assert rank_corr(a, tied) == pytest.approx(np.corrcoef([1, 2, 3, 4], [1.5, 1.5, 3, 4])[0, 1])
     assert np.isnan(rank_corr(a, np.zeros_like(a)))
+
+
+@pytest.mark.parametrize(
+    "maps",
+    [
+        np.random.default_rng(0).random((40, 3, 196), dtype=np.float32),  # no ties
+        np.round(np.random.default_rng(1).random((40, 3, 196)) * 4) / 4,  # many ties, float64
+        np.array([[np.nan, 1.0, 2.0], [np.inf, -np.inf, np.inf], [2.0, 2.0, 2.0]]),  # NaN: the slice is NaN
+        np.ones((3, 1)),
+        np.ones((3, 0)),
+    ],
+)
+def test_average_ranks_are_scipys(maps):
+    from scipy.stats import rankdata
+
+    maps.setflags(write=False)  # a shared reference sample is read-only
+    want = rankdata(maps, axis=-1) if maps.size else np.empty(maps.shape)
+    got = average_ranks(maps)
+    assert got.dtype == np.float64 and got.shape == maps.shape
+    np.testing.assert_array_equal(got, want)
 
 
 def test_top_k_is_capped_at_the_number_of_classes():
