@@ -145,6 +145,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, start_redis: Any) -> Any:
         "VITSCOPE_REAP_INTERVAL_S": "1",
         "VITSCOPE_LOST_MESSAGE_S": str(LOST_MESSAGE_S),
         "HF_HUB_OFFLINE": "1",
+        "VITSCOPE_RENDER_HELPERS": "2",  # a SynthScenes set of 128 or more goes through the helpers
     }
     worker = Worker(env, queue, tmp / "worker.log").start()
     settings = ApiSettings(

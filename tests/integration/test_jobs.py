@@ -1,11 +1,13 @@
 """Over HTTP against a real worker: compute, read results, hit the cache, recompute after eviction."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.utils.uploads import image_bytes
+from vitscope.vit.data.synthscenes import SynthScenes
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +35,40 @@ def test_eigencam_on_an_uploaded_image_runs_to_done_and_serves_its_results(stack
     assert np.load(io.BytesIO(raw), allow_pickle=False).shape == (1, 32, 32, 3)
     summary = stack.client.get(f"/api/v1/jobs/{job['id']}/results/summary").json()
     assert len(summary["top5"][0]) == 5
+
+
+def render_helpers_below(pid: int) -> list[int]:
+    """The SynthScenes render helpers whose parent or grandparent is process `pid`."""
+
+    def parent(of: int) -> int:
+        try:  # the field after the command's closing parenthesis, then the state
+            return int((Path("/proc") / str(of) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:  # it ended meanwhile
+            return -1
+
+    helpers = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+        except OSError:
+            continue
+        if b"vitscope.vit.data.render_pool" in command and pid in (
+            parent(int(entry.name)),
+            parent(parent(int(entry.name))),
+        ):
+            helpers.append(int(entry.name))
+    return helpers
+
+
+def test_a_large_synthscenes_job_is_rendered_by_the_workers_helpers(stack):
+    job = eigencam({"dataset": "synthscenes:128:seed=21"}, sanity_check=False, faithfulness=False)
+    done = stack.wait(stack.submit(job)["id"])
+    assert done["status"] == "done", done["error"]
+    raw = stack.client.get(f"/api/v1/jobs/{done['id']}/results/images", params={"format": "npy"}).content
+    images = np.load(io.BytesIO(raw), allow_pickle=False)
+    [(want, _, _)] = SynthScenes(128, seed=21, image_size=32).batches(128, workers=1)
+    np.testing.assert_array_equal(images, want)  # the same bytes as rendering in this process
+    assert len(render_helpers_below(stack.worker.child.process.pid)) == 2  # kept by the pool process
 
 
 def test_an_identical_request_returns_the_same_job_without_recomputing(stack):

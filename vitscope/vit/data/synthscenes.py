@@ -536,9 +536,21 @@ def _pool_for(n: int, workers: int | None) -> RenderPool | None:
 
 def render_workers(n: int) -> int:
     """Helper processes for rendering n images (`vitscope.vit.data.render_pool`): 1 (render in the
-    caller) for small sets, where starting helpers costs more than it saves, or with few cores."""
+    caller) for sets under 128 images, where starting helpers costs more than it saves; else
+    `$VITSCOPE_RENDER_HELPERS` where it is set (0 or 1: in the caller), or cores - 2 up to 8 (1 below
+    4 cores). `UserError` for a setting that is not a whole number."""
+    if n < 128:
+        return 1
+    setting = os.environ.get("VITSCOPE_RENDER_HELPERS", "").strip()
+    if setting:
+        if not setting.isdigit():
+            raise UserError(
+                f"VITSCOPE_RENDER_HELPERS must be a whole number of helper processes (0: render in the "
+                f"analysis' own process), got {setting!r}"
+            )
+        return max(1, int(setting))
     cores = os.cpu_count() or 1
-    return 1 if n < 128 or cores < 4 else min(8, cores - 2)
+    return 1 if cores < 4 else min(8, cores - 2)
 
 
 Batch3 = tuple[np.ndarray, np.ndarray, np.ndarray]

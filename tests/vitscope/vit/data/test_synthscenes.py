@@ -220,6 +220,17 @@ def test_helpers_render_only_sets_worth_their_start_up_and_only_with_cores_to_sp
     assert render_workers(10_000) == 1
 
 
+def test_the_operator_sets_how_many_helpers_render_a_large_set(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    monkeypatch.setenv("VITSCOPE_RENDER_HELPERS", "3")
+    assert render_workers(500) == 3 and render_workers(100) == 1
+    monkeypatch.setenv("VITSCOPE_RENDER_HELPERS", "0")
+    assert render_workers(500) == 1
+    monkeypatch.setenv("VITSCOPE_RENDER_HELPERS", "many")
+    with pytest.raises(UserError, match=r"VITSCOPE_RENDER_HELPERS must be a whole number .* got 'many'"):
+        render_workers(500)
+
+
 def test_a_running_pool_renders_even_a_small_set_and_none_is_started_for_one(no_shared_pool, monkeypatch):
     scenes = SynthScenes(8, seed=4, image_size=32)
     serial = next(scenes.batches(8, workers=1))
