@@ -68,6 +68,7 @@ class _Helper:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": path},
+            start_new_session=True,  # no Ctrl-C or group signal of the terminal's: it leaves when stdin closes
         )
 
     def render(self, piece: _Piece) -> bool:
@@ -236,9 +237,6 @@ os.register_at_fork(after_in_child=_forget_shared)
 
 def _serve_requests() -> None:
     """A helper's loop: warm the caches, then answer requests until stdin closes."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; EOF ends a helper
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr and cannot corrupt an answer
     warm_caches()

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +146,31 @@ def test_helpers_that_cannot_start_leave_rendering_in_the_caller(monkeypatch, no
     assert_same(
         [np.concatenate(parts) for parts in zip(*batches, strict=True)], render_range(1, 0, 6, (32, 32))
     )
+
+
+def test_helpers_leave_when_their_parent_is_killed():
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from vitscope.vit.data.render_pool import RenderPool; "
+            "pool = RenderPool(1); print(pool._helpers[0].process.pid, flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert parent.stdout is not None
+    helper = int(parent.stdout.readline())
+    parent.kill()  # no atexit, no close: only the pipe to the helper ends
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while running(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(helper)
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, which only waits for whoever reaps orphans here, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
