@@ -175,9 +175,9 @@ def open_source(inputs: Inputs, fetch: Callable[[str], bytes], class_names: Sequ
 
 
 def start_rendering(inputs: Inputs) -> None:
-    """Start the helper processes that rendering `inputs` will use, if any (`render_workers`: a
-    SynthScenes set of 128 images or more on 4 cores or more), so that their start-up overlaps what the
-    caller does next (`vitscope run` imports torch and transformers, a worker loads the model)."""
+    """Start the helper processes that rendering `inputs` will use, if any (a SynthScenes set of 128 images
+    or more: `synthscenes.render_workers` says how many), so that their start-up overlaps what the caller
+    does next (`vitscope run` imports torch and transformers, a worker loads the model)."""
     if inputs.dataset is None:
         return
     spec = parse_dataset_spec(inputs.dataset)

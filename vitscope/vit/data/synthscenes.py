@@ -521,9 +521,9 @@ _PREFETCH = 2
 
 
 def _pool_for(n: int, workers: int | None) -> RenderPool | None:
-    """The helpers that render n images: `workers` of them (None: render in the caller for 1 or fewer);
-    by default the process's pool when it is already running (a small set too: its start-up is paid),
-    else one started with `render_workers(n)` helpers where that is worth it."""
+    """The helpers that render n images, None to render them in the caller: with `workers` given, a pool
+    of that many (None for 1 or fewer); by default the process's pool when it already runs (a small set
+    too: its start-up is paid), else one of `render_workers(n)` helpers where that is worth it."""
     from vitscope.vit.data import render_pool
 
     if workers is None:
