@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from redis import Redis
+from redis.client import Pipeline
 
 from backend.errors import ApiError
 from vitscope.contracts.store import PREFIX, Store, blob_key
@@ -90,8 +91,12 @@ class Quota:
             )
         return answer == 1
 
-    def release(self, key: str) -> int:
-        """Give back what writing `key` was charged (a write that failed, a deleted upload or job); return the bytes."""
+    def release(self, key: str, on: Pipeline | None = None) -> int:
+        """Give back what writing `key` was charged (a write that failed, a deleted upload or job); return the
+        bytes. `on`: queue it on that transaction (`Store.atomically`) instead, returning 0 here."""
+        if on is not None:
+            self._release(keys=[key, *_KEYS], client=on)
+            return 0
         return int(self._release(keys=[key, *_KEYS]))
 
     def owner(self, key: str) -> str | None:

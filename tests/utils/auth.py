@@ -26,3 +26,19 @@ def refused(client: Any, url: str, message: str, headers: dict[str, str] = BOB) 
     response = client.delete(url, headers=headers)
     assert response.status_code == 403, response.text
     assert response.json()["error"]["message"] == message
+
+
+def changes_hands(monkeypatch: Any, route: Any, redis: Any, key: str) -> None:
+    """Right after the route's first owner check, `key` passes to bob and is written again, as if its owner
+    had deleted it and bob had written it again between that check and the change the check allowed."""
+    check = route.check_owner
+    calls = []
+
+    def interleaved(*args: Any, **kwargs: Any) -> None:
+        check(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            charge_to(redis, key, "bob")
+            redis.hset(key, "touched", "1")
+
+    monkeypatch.setattr(route, "check_owner", interleaved)

@@ -27,13 +27,16 @@ import io
 import json
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.client import Pipeline
+from redis.exceptions import RedisError, WatchError
+
+T = TypeVar("T")
 
 PREFIX = "vitscope"
 SUMMARY = "summary"
@@ -256,13 +259,6 @@ class Store:
         data = cast(bytes | None, self.redis.hget(blob_key(blob_id), "data"))
         return data
 
-    def delete_blob(self, blob_id: str, kind: str) -> bool:
-        """Delete an upload of `kind` (image|archive); return whether there was one."""
-        [meta] = self.blob_metas([blob_id])
-        if meta is None or meta.get("kind") != kind:
-            return False
-        return bool(self.redis.delete(blob_key(blob_id)))
-
     def blob_metas(self, blob_ids: Iterable[str]) -> list[dict[str, Any] | None]:
         """Return each upload's metadata (`kind` image|archive, ...), None where it does not exist."""
         pipe = self.redis.pipeline(transaction=False)
@@ -346,18 +342,37 @@ class Store:
         """Drop the heartbeat of a job its worker stopped computing (cancelled, or taken back)."""
         self.redis.delete(beat_key(job_id))
 
-    def cancel(self, job_id: str, message: str) -> str | None:
+    def cancel(self, job_id: str, message: str, on: Pipeline | None = None) -> str | None:
         """Cancel a queued or running job; return the status it had (None: no such job).
 
-        A running job's worker sees the status at its next batch and stops.
+        A running job's worker sees the status at its next batch and stops. `on`: queue it on that
+        transaction instead (`atomically`; then None here, the status in the transaction's results).
         """
         keys = [job_key(job_id), RUNNING, QUEUED]
-        return _text(self._cancel(keys=keys, args=[time.time(), message, job_id]))
+        return _text(self._cancel(keys=keys, args=[time.time(), message, job_id], client=on or self.redis))
 
-    def delete_job(self, job_id: str) -> str | None:
+    def delete_job(self, job_id: str, on: Pipeline | None = None) -> str | None:
         """Delete a done, failed or cancelled job's record and result tensors; return the status it
-        had (a queued or running job is left alone; None: no such job)."""
-        return _text(self._delete(keys=[job_key(job_id), beat_key(job_id), QUEUED], args=[job_id]))
+        had (a queued or running job is left alone; None: no such job). `on`: as for `cancel`."""
+        keys = [job_key(job_id), beat_key(job_id), QUEUED]
+        return _text(self._delete(keys=keys, args=[job_id], client=on or self.redis))
+
+    def atomically(self, key: str, plan: Callable[[Pipeline], T], attempts: int = 8) -> T:
+        """Run `plan(pipe)` as one transaction with what it decides on: the plan reads what it needs through
+        this store (and may raise to refuse), then calls `pipe.multi()` and queues its writes on `pipe`.
+        The writes run only if `key` was not written meanwhile; else the plan runs again on what is there
+        now. Returns what the plan returned; `StoreBusy` when `key` changed under each of `attempts` tries.
+        """
+        for _ in range(attempts):
+            with self.redis.pipeline() as pipe:
+                pipe.watch(key)
+                decided = plan(pipe)
+                try:
+                    pipe.execute()
+                except WatchError:
+                    continue
+                return decided
+        raise StoreBusy(f"{key} kept changing")
 
     def running_jobs(self) -> list[str]:
         """Return the ids of the jobs marked running (some may be lost: see `requeue_lost`)."""
@@ -419,10 +434,16 @@ class Store:
         return bool(keys) and int(self.redis.exists(*keys)) == len(keys)
 
 
-def _text(reply: bytes | str | None) -> str | None:
-    # a script's string reply; '' stands for "no such record"
+def _text(reply: Any) -> str | None:
+    # a script's string reply; '' stands for "no such record"; a queued call (a Pipeline) returns None
+    if isinstance(reply, Pipeline):
+        return None
     text = reply.decode() if isinstance(reply, bytes) else reply
     return text or None
+
+
+class StoreBusy(Exception):
+    """`Store.atomically` found its key changed under every try."""
 
 
 def _state(status: str, progress: float, message: str, **extra: str) -> dict[Any, Any]:

@@ -46,7 +46,7 @@ def upload_archive(
     "/archives/{archive_id}",
     status_code=204,
     response_class=Response,
-    responses={**responses(*COMMON, 403, 404, 422), 204: {"description": "the zip is deleted"}},
+    responses={**responses(*COMMON, 403, 404, 409, 422), 204: {"description": "the zip is deleted"}},
 )
 def delete_archive(archive_id: BlobId, store: StoreDep, quota: QuotaDep, client: ClientDep) -> Response:
     """Delete an uploaded zip. Finished jobs keep their results; a job that still needs it fails."""

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
+from redis.client import Pipeline
 
 from backend.access import Client, check_owner, check_rate
 from backend.api.deps import ClientDep, QuotaDep, SettingsDep, StoreDep
@@ -16,7 +17,7 @@ from backend.errors import ApiError
 from backend.quota import Quota
 from backend.uploads import CONTENT_TYPES, inspect_image
 from vitscope.contracts.jobs import IMAGE_ID
-from vitscope.contracts.store import Store, blob_key
+from vitscope.contracts.store import Store, StoreBusy, blob_key
 
 router = APIRouter(tags=["images"])
 BlobId = Annotated[str, Path(pattern=IMAGE_ID, description="sha256 of the uploaded bytes")]
@@ -63,7 +64,7 @@ def get_image(image_id: BlobId, store: StoreDep) -> Response:
     "/images/{image_id}",
     status_code=204,
     response_class=Response,
-    responses={**responses(*COMMON, 403, 404, 422), 204: {"description": "the image is deleted"}},
+    responses={**responses(*COMMON, 403, 404, 409, 422), 204: {"description": "the image is deleted"}},
 )
 def delete_image(image_id: BlobId, store: StoreDep, quota: QuotaDep, client: ClientDep) -> Response:
     """Delete an uploaded image. Finished jobs keep their results; a job that still needs the image
@@ -78,20 +79,27 @@ def delete_upload(blob_id: str, kind: str, store: Store, quota: Quota, client: C
     nothing) when authentication is on and another client uploaded it first (`check_owner`).
     """
     noun = "zip" if kind == "archive" else kind
-    missing = ApiError(404, f"no uploaded {noun} with id {blob_id}: nothing to delete")
-    [meta] = store.blob_metas([blob_id])
-    if meta is None or meta.get("kind") != kind:
-        raise missing
-    check_owner(
-        client,
-        quota,
-        blob_key(blob_id),
-        f"{noun} {blob_id} was uploaded by another client: only its uploader can delete it "
-        "(ask them, or the operator)",
-    )
-    if not store.delete_blob(blob_id, kind):
-        raise missing
-    quota.release(blob_key(blob_id))
+    key = blob_key(blob_id)
+
+    def plan(pipe: Pipeline) -> None:  # nothing runs if the upload changes meanwhile (`Store.atomically`)
+        [meta] = store.blob_metas([blob_id])
+        if meta is None or meta.get("kind") != kind:
+            raise ApiError(404, f"no uploaded {noun} with id {blob_id}: nothing to delete")
+        check_owner(
+            client,
+            quota,
+            key,
+            f"{noun} {blob_id} was uploaded by another client: only its uploader can delete it "
+            "(ask them, or the operator)",
+        )
+        pipe.multi()
+        pipe.delete(key)
+        quota.release(key, on=pipe)
+
+    try:
+        store.atomically(key, plan)
+    except StoreBusy:
+        raise ApiError(409, f"{noun} {blob_id} kept changing while it was being deleted: retry") from None
     return Response(status_code=204)
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from redis.client import Pipeline
 
 from backend import jobs
 from backend.access import Client, check_model_root, check_owner, check_rate, job_id_key, may_delete
@@ -27,6 +28,7 @@ from vitscope.contracts.store import (
     JobRecord,
     ResultRef,
     Store,
+    StoreBusy,
     decode_array,
     encode_array,
     job_key,
@@ -162,7 +164,10 @@ async def get_result(
             "description": "it was running: cancelled, its worker stops at its next batch",
         },
         204: {"description": "the job had finished (done, failed, cancelled): record and results deleted"},
-        409: {**responses(409)[409], "description": "the job was submitted again while it was being deleted"},
+        409: {
+            **responses(409)[409],
+            "description": "the job kept changing while it was being deleted: retry",
+        },
     },
 )
 def delete_job(
@@ -178,27 +183,37 @@ def delete_job(
     job's record and result tensors (204). A cancelled job may be submitted again; its uploads stay.
 
     With authentication on, only the client the job is charged to (its first submitter) may do either;
-    another gets a 403 and nothing changes.
+    another gets a 403 and nothing changes. The check and the change are one transaction: a job deleted
+    and submitted again by someone else in between is checked again, not deleted.
     """
-    _record(job_id, store)  # a missing job is a 404 whoever asks
-    check_owner(
-        client,
-        quota,
-        job_key(job_id),
-        f"job {job_id} was submitted by another client: only its submitter can cancel or delete it "
-        "(ask them, or the operator)",
-    )
-    before = store.cancel(job_id, jobs.CANCELLED)
-    if before is None:
-        _record(job_id, store)  # deleted meanwhile: raises the 404
+
+    def plan(pipe: Pipeline) -> str:  # what is there now decides; nothing runs if it changes meanwhile
+        status = _record(job_id, store).status  # a missing job is a 404 whoever asks
+        check_owner(
+            client,
+            quota,
+            job_key(job_id),
+            f"job {job_id} was submitted by another client: only its submitter can cancel or delete it "
+            "(ask them, or the operator)",
+        )
+        pipe.multi()
+        if status in ("queued", "running"):
+            store.cancel(job_id, jobs.CANCELLED, on=pipe)
+        else:
+            store.delete_job(job_id, on=pipe)
+            quota.release(job_key(job_id), on=pipe)
+        return status
+
+    try:
+        before = store.atomically(job_key(job_id), plan)
+    except StoreBusy:
+        raise ApiError(
+            409, f"job {job_id} kept changing while it was being cancelled or deleted: retry"
+        ) from None
     if before in ("queued", "running"):
         response.status_code = 202 if before == "running" else 200
         return jobs.view(_record(job_id, store), settings.dashboard_url, True)
-    after = store.delete_job(job_id)
     cache.drop_job(job_id)
-    if after in ("queued", "running"):
-        raise ApiError(409, f"job {job_id} was submitted again meanwhile: DELETE it again to cancel it")
-    quota.release(job_key(job_id))
     return Response(status_code=204)
 
 

@@ -10,6 +10,7 @@ from vitscope.contracts.store import (
     RUNNING,
     ResultRef,
     Store,
+    StoreBusy,
     beat_key,
     blob_key,
     decode_array,
@@ -194,11 +195,42 @@ def test_delete_job_leaves_a_queued_or_running_job_alone(store):
     assert store.delete_job("j1") == "queued" and store.job("j1") is not None
 
 
-def test_delete_blob_deletes_only_an_upload_of_that_kind(store):
-    blob = store.put_blob(b"zip", {"kind": "archive"})
-    assert store.delete_blob(blob, "image") is False and store.blob(blob) == b"zip"
-    assert store.delete_blob(blob, "archive") is True and store.blob(blob) is None
-    assert store.delete_blob(blob, "archive") is False
+def test_atomically_runs_the_plans_writes_when_its_key_stayed_as_read(store):
+    store.redis.set("k", "a")
+
+    def plan(pipe):
+        seen = store.redis.get("k")
+        pipe.multi()
+        pipe.set("k", seen + b"!")
+        return seen
+
+    assert store.atomically("k", plan) == b"a" and store.redis.get("k") == b"a!"
+
+
+def test_atomically_plans_again_when_its_key_changed_meanwhile(store):
+    store.redis.set("k", "a")
+    seen = []
+
+    def plan(pipe):
+        seen.append(store.redis.get("k"))
+        if len(seen) == 1:
+            store.redis.set("k", "b")  # another client, between the read and the write
+        pipe.multi()
+        pipe.set("k", seen[-1] + b"!")
+
+    store.atomically("k", plan)
+    assert seen == [b"a", b"b"] and store.redis.get("k") == b"b!"
+
+
+def test_atomically_gives_up_on_a_key_that_never_holds_still(store):
+    def plan(pipe):
+        store.redis.incr("k")
+        pipe.multi()
+        pipe.set("done", "1")
+
+    with pytest.raises(StoreBusy):
+        store.atomically("k", plan, attempts=3)
+    assert store.redis.get("k") == b"3" and store.redis.get("done") is None
 
 
 def test_start_beats_and_finish_clears_the_beat(store):

@@ -6,7 +6,7 @@ import hashlib
 import pytest
 
 from backend.quota import CHARGES, Quota
-from tests.utils.auth import ALICE, BOB, charge_to, quota_state, refused
+from tests.utils.auth import ALICE, BOB, changes_hands, charge_to, quota_state, refused
 from tests.utils.uploads import header_only_png, image_bytes, truncated_png
 from vitscope.contracts.store import blob_key
 
@@ -153,3 +153,14 @@ def test_an_image_without_a_recorded_owner_may_be_deleted_by_any_token_holder(se
 def test_delete_of_an_unknown_image_is_a_404_to_any_token_holder(secured):
     response = secured.delete(f"/api/v1/images/{'0' * 64}", headers=BOB)
     assert response.status_code == 404 and "nothing to delete" in response.json()["error"]["message"]
+
+
+def test_an_upload_that_changes_hands_between_the_owner_check_and_the_delete_is_checked_again(
+    secured, redis, monkeypatch
+):
+    from backend.api.routes import images as route
+
+    image_id = upload(secured, image_bytes(), headers=ALICE).json()["id"]
+    changes_hands(monkeypatch, route, redis, blob_key(image_id))
+    assert secured.delete(f"/api/v1/images/{image_id}", headers=ALICE).status_code == 403
+    assert redis.exists(blob_key(image_id)) and Quota(redis, 0, 0).owner(blob_key(image_id)) == "bob"

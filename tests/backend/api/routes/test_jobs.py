@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from backend.quota import CHARGES, Quota
-from tests.utils.auth import ALICE, BOB, charge_to, quota_state, refused
+from tests.utils.auth import ALICE, BOB, changes_hands, charge_to, quota_state, refused
 from tests.utils.uploads import image_bytes
 from vitscope.contracts.store import Store, job_key
 
@@ -282,6 +282,20 @@ def test_only_its_submitter_may_cancel_a_job_when_authentication_is_on(secured, 
     assert quota_state(redis) == before and Quota(redis, 0, 0).owner(job_key(job_id)) == "alice"
     response = secured.delete(f"/api/v1/jobs/{job_id}", headers=ALICE)
     assert response.status_code == 200 and store.status(job_id) == "cancelled"
+
+
+def test_a_job_that_changes_hands_between_the_owner_check_and_the_delete_is_checked_again(
+    secured, redis, store, monkeypatch
+):
+    from backend.api.routes import jobs as route
+
+    job_id = secured.post("/api/v1/jobs", json=JOB, headers=ALICE).json()["id"]
+    finish(store, job_id, {"cam": np.zeros(2)}, {})
+    changes_hands(monkeypatch, route, redis, job_key(job_id))
+    response = secured.delete(f"/api/v1/jobs/{job_id}", headers=ALICE)
+    assert response.status_code == 403  # the second look saw bob's job, not hers
+    assert store.status(job_id) == "done" and store.results_present(store.job(job_id).results)
+    assert Quota(redis, 0, 0).owner(job_key(job_id)) == "bob"
 
 
 def test_a_job_says_whether_its_caller_may_cancel_or_delete_it(secured, client):
