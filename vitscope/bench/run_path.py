@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from vitscope.bench.common import add_job_arguments, emit
+from vitscope.contracts.errors import UserError
 
 
 def register(sub: Any) -> None:
@@ -45,8 +46,6 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Time the command whole, then by phase, then its inputs alone; print JSON lines."""
     if args.repeats < 1:
-        from vitscope.contracts.errors import UserError
-
         raise UserError(f"--repeats must be at least 1, got {args.repeats}")
     command = ["run", args.kind, "--model", args.model, "--dataset", args.dataset, "--device", args.device]
     for pair in args.param:
@@ -79,8 +78,6 @@ def _timed(module_argv: list[str], env: dict[str, str]) -> tuple[str, float]:
     done = subprocess.run([sys.executable, "-m", *module_argv], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        from vitscope.contracts.errors import UserError
-
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"the run failed (exit {done.returncode}): {last}")
     return done.stdout, wall

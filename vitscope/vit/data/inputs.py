@@ -176,20 +176,15 @@ def open_source(inputs: Inputs, fetch: Callable[[str], bytes], class_names: Sequ
 
 def start_rendering(inputs: Inputs) -> None:
     """Start the helper processes that rendering `inputs` will use, if any (a SynthScenes set of 128 images
-    or more: `synthscenes.render_workers` says how many), so that their start-up overlaps what the caller
+    or more: `synthscenes.helpers_for`), so that their start-up overlaps what the caller
     does next (`vitscope run` imports torch and transformers, a worker loads the model)."""
     if inputs.dataset is None:
         return
     spec = parse_dataset_spec(inputs.dataset)
-    if spec.name != "synthscenes":
-        return
-    from vitscope.vit.data.synthscenes import render_workers
+    if spec.name == "synthscenes":
+        from vitscope.vit.data.synthscenes import helpers_for
 
-    workers = render_workers(spec.n)
-    if workers > 1:
-        from vitscope.vit.data.render_pool import shared_pool
-
-        shared_pool(workers)
+        helpers_for(spec.n)  # started (or found running) now; the set's batches use them later
 
 
 def one_image(source: ImageSource, index: int, size: tuple[int, int] | InputGeometry) -> Batch:

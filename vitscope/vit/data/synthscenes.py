@@ -494,7 +494,7 @@ class SynthScenes:
         if batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {batch_size}")
         spans = [(start, min(batch_size, self.n - start)) for start in range(0, self.n, batch_size)]
-        pool = _pool_for(self.n, workers)
+        pool = helpers_for(self.n, workers)
         if pool is None:
             for start, count in spans:
                 yield render_range(self.seed, start, count, self.image_size)
@@ -520,7 +520,7 @@ _PREFETCH = 2
 """Batches rendered ahead of the one the caller works on."""
 
 
-def _pool_for(n: int, workers: int | None) -> RenderPool | None:
+def helpers_for(n: int, workers: int | None = None) -> RenderPool | None:
     """The helpers that render n images, None to render them in the caller: with `workers` given, a pool
     of that many (None for 1 or fewer); by default the process's pool when it already runs (a small set
     too: its start-up is paid), else one of `render_workers(n)` helpers where that is worth it."""

