@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every vitscope benchmark on one GPU machine, as JSON lines in $OUT/benches.jsonl.
 #
-#   bash vitscope/bench/gpu/run.sh [all|core|trust|profile|speed|eigencam|runpath|runprofile]   (from the repository root; OUT defaults to ./out)
+#   bash vitscope/bench/gpu/run.sh [all|core|trust|profile|speed|eigencam|runpath|runprofile|floor]   (from the repository root; OUT defaults to ./out)
 #
 # Installs, offline and without dependency resolution, exactly the wheels listed in
 # vitscope/bench/gpu/requirements-gpu.txt from .whl/ (see that file for how to fetch them), records
@@ -13,7 +13,8 @@
 # (with the Eigen-CAM solver's before/after and a compiled block) and the core benches without the
 # float32 naive loop. `speed`: imports (twice), Eigen-CAM, the run path
 # and a head click's jobs in process. `runpath`: `vitscope run` on 1,000 images whole and by phase,
-# and its start-up part by part (vitscope/bench/gpu/startup_parts.py).
+# and its start-up part by part (vitscope/bench/gpu/startup_parts.py). `floor`: head importance's
+# analysis by phase on 1,000 images and what fp8 would give (vitscope/bench/gpu/floor.py), then the bench.
 # Outputs: benches.jsonl, env.txt, tests.txt, profile.txt and logs.tgz (each step's stderr).
 set -u
 MODE=${1:-all}
@@ -159,6 +160,13 @@ stats.sort_stats('tottime').print_stats(40)" "$OUT/run-eigencam-2.prof" > "$OUT/
   unset VITSCOPE_CACHE_DIR
   step run_path_eigencam 200 $V bench run-path --kind eigencam --model random:vit-base --dataset synthscenes:1000 \
     --param faithfulness=false --param dtype='"bfloat16"' --param batch_size=256 --device cuda
+  tar -czf "$OUT/logs.tgz" -C "$LOGS" .
+  exit 0
+fi
+if [ "$MODE" = floor ]; then
+  step floor 400 python3 vitscope/bench/gpu/floor.py
+  step head_importance 240 $V bench head-importance --model random:vit-base --images 256 --device cuda \
+    --dtype bfloat16 --skip-fp32-naive
   tar -czf "$OUT/logs.tgz" -C "$LOGS" .
   exit 0
 fi
