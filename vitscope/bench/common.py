@@ -13,7 +13,9 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def environment(device: str) -> dict[str, Any]:
@@ -51,6 +53,21 @@ def timed(fn: Callable[[], Any], device: str, warmup: int = 2, repeats: int = 5)
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def once_timed(fn: Callable[[], T], device: Any) -> tuple[T, float]:
+    """`fn()` and the wall seconds of that one call, the device (a torch device or its name)
+    synchronized before and after: for timing a part of a larger run, where no repeat is possible."""
+    import torch
+
+    cuda = str(device).startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - start
 
 
 def emit(record: dict[str, Any]) -> None:

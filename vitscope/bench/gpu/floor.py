@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import types
 from collections.abc import Callable
 from functools import partial
@@ -32,21 +31,11 @@ from typing import Any, TypeVar
 
 import torch
 
+from vitscope.bench.common import once_timed as timed
 from vitscope.vit.models import LoadedModel, load_model
 
 T = TypeVar("T")
 E4M3 = torch.float8_e4m3fn
-
-
-def timed(fn: Callable[[], T], device: torch.device) -> tuple[T, float]:
-    """`fn()` and its wall seconds, device synchronized before and after."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return out, time.perf_counter() - start
 
 
 def environment(lm: LoadedModel) -> dict[str, Any]:

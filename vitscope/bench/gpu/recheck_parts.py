@@ -16,26 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
 
+from vitscope.bench.common import once_timed as timed
 from vitscope.vit.models import LoadedModel, load_model
 
 T = TypeVar("T")
-
-
-def timed(fn: Callable[[], T], device: torch.device) -> tuple[T, float]:
-    """`fn()` and its wall seconds, device synchronized before and after."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return out, time.perf_counter() - start
 
 
 def main() -> None:
