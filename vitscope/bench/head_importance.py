@@ -24,6 +24,11 @@ PEAK_BF16_TFLOPS = {"H200": 790.0, "H100": 790.0}
 """Dense bfloat16 tensor-core peak used for the achieved fraction (device name contains the key)."""
 
 
+def peak_bf16_tflops(device_name: str) -> float | None:
+    """The `PEAK_BF16_TFLOPS` of a device by its name; None for a device not listed."""
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in device_name), None)
+
+
 def register(sub: Any) -> None:
     """Add the `head-importance` benchmark."""
     p = sub.add_parser("head-importance", help="exact head ablation (resumed, folded) vs the naive loop")
@@ -166,7 +171,7 @@ def _figures(lm: Any, n: int, args: argparse.Namespace, t_ours: float, device: s
     layers, heads = lm.num_layers, lm.num_heads
     block = block_flops(lm)
     schedule = n * heads * resumed_flops(lm) + n * layers * block  # plus the one clean pass per image
-    peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in environment(device)["device_name"]), None)
+    peak = peak_bf16_tflops(environment(device)["device_name"])
     achieved = schedule / t_ours / 1e12
     return {
         "images": n,

@@ -25,25 +25,18 @@ from __future__ import annotations
 import argparse
 import json
 import types
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
+from vitscope.bench.common import environment
 from vitscope.bench.common import once_timed as timed
 from vitscope.vit.models import LoadedModel, load_model
 
-T = TypeVar("T")
 E4M3 = torch.float8_e4m3fn
-
-
-def environment(lm: LoadedModel) -> dict[str, Any]:
-    """Device and versions for each line."""
-    import transformers
-
-    name = torch.cuda.get_device_name() if lm.device.type == "cuda" else "cpu"
-    return {"device": name, "torch": torch.__version__, "transformers": transformers.__version__}
 
 
 def phases(lm: LoadedModel, fast: LoadedModel, images: Any, labels: Any, batch_size: int) -> dict[str, float]:
@@ -71,14 +64,16 @@ def phases(lm: LoadedModel, fast: LoadedModel, images: Any, labels: Any, batch_s
     return out
 
 
-def phases_line(lm: LoadedModel, fast: LoadedModel, images: Any, labels: Any, batch_size: int) -> dict:
+def phases_line(
+    lm: LoadedModel, fast: LoadedModel, images: Any, labels: Any, batch_size: int, device_name: str
+) -> dict:
     """The `floor-phases` line (per batch, the re-check is the schedule with it less the one without it)."""
-    from vitscope.bench.head_importance import PEAK_BF16_TFLOPS, block_flops, resumed_flops
+    from vitscope.bench.head_importance import block_flops, peak_bf16_tflops, resumed_flops
 
     got = phases(lm, fast, images, labels, batch_size)
     n = len(images)
     flops = n * lm.num_heads * resumed_flops(lm) + n * lm.num_layers * block_flops(lm)
-    peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in environment(lm)["device"]), None)
+    peak = peak_bf16_tflops(device_name)
     return {
         "bench": "floor-phases",
         "images": n,
@@ -133,23 +128,13 @@ def fp8_numerics(lm: LoadedModel, fast: LoadedModel, pixels: torch.Tensor, targe
     eight = fp8_copy(fast)
     once = hi.CutsOnce()
     margins = {}
-    for name, model in (("bf16", fast), ("fp8", eight)):
+    # every copy gated at its ablated layer (no output maps: fp8 products would fail their probe), the
+    # last block on the readout rows, in each precision and in float32
+    for name, model, rows_of in (("bf16", fast, fast), ("fp8", eight, fast), ("fp32", lm, lm)):
         grid = hi._Grid((clean.size, lm.num_layers, lm.num_heads), lm.device)
-        pairs = hi._all_pairs(clean.size, lm.num_heads, lm.device)
-        cuts = hi.Cuts(once.of(fast).rows, None)  # gated at the ablated layer: the same cut for both
-        for layer in range(lm.num_layers):
-            cache = hi.layer_cache(clean, layer, model.dtype)
-            for s, h in hi._chunks(*pairs, 1024):
-                grid.fill(layer, s, h, hi.ablate_pairs(model, layer, clean, s, h, cache, cuts))
+        hi.ablate_every_copy(model, clean, grid, 1024, hi.Cuts(once.of(rows_of).rows, None))
         margins[name] = grid.values["margin"]
-    exact = hi._Grid((clean.size, lm.num_layers, lm.num_heads), lm.device)
-    pairs = hi._all_pairs(clean.size, lm.num_heads, lm.device)
-    for layer in range(lm.num_layers):
-        for s, h in hi._chunks(*pairs, 1024):
-            exact.fill(
-                layer, s, h, hi.ablate_pairs(lm, layer, clean, s, h, cuts=hi.Cuts(once.of(lm).rows, None))
-            )
-    m32 = exact.values["margin"]
+    m32 = margins["fp32"]
     line: dict[str, Any] = {"bench": "floor-fp8-numerics", "images": clean.size, "copies": m32.numel()}
     for name, model in (("bf16", fast), ("fp8", eight)):
         bound = float(hi.RECHECK_FACTOR * hi._clean_error(model, clean))
@@ -173,10 +158,10 @@ def matmul_line(lm: LoadedModel) -> dict:
         for name, (m, k, n) in shapes.items():
             a = torch.randn(m, k, device=device, dtype=dtype)
             b = torch.randn(k, n, device=device, dtype=dtype)
-            for _ in range(2):
-                a @ b
+            product = partial(torch.matmul, a, b)
+            _repeat(product, 2)
             repeats = 5 if device.type == "cpu" else 20
-            _, seconds = timed(partial(_repeat, partial(torch.matmul, a, b), repeats), device)
+            _, seconds = timed(partial(_repeat, product, repeats), device)
             line[f"{name}_{str(dtype)[6:]}_gflops"] = 2 * m * k * n * repeats / seconds / 1e9
     return line
 
@@ -191,18 +176,11 @@ def fp8_gemm(lm: LoadedModel, copies: int = 1024) -> dict:
     device = lm.device
     rows = copies * lm.layout.n_tokens
     width = int(lm.model.config.hidden_size)
-    block = lm.parts.blocks[0]
-    shapes = sorted(
-        {(m.in_features, m.out_features) for m in block.modules() if isinstance(m, torch.nn.Linear)}
-    )
+    linears = [m for m in lm.parts.blocks[0].modules() if isinstance(m, torch.nn.Linear)]
+    counts = Counter((m.in_features, m.out_features) for m in linears)
     line: dict[str, Any] = {"bench": "floor-fp8-gemm", "rows": rows, "width": width}
     totals = dict.fromkeys(("bf16_s", "fp8_s", "fp8_quantized_s"), 0.0)
-    for k, n in shapes:
-        count = sum(
-            1
-            for m in block.modules()
-            if isinstance(m, torch.nn.Linear) and (m.in_features, m.out_features) == (k, n)
-        )
+    for (k, n), count in sorted(counts.items()):
         x = torch.randn(rows, k, device=device, dtype=torch.bfloat16)
         w = torch.randn(n, k, device=device, dtype=torch.bfloat16) / k**0.5
         qw, sw = quantize_rows(w)
@@ -238,7 +216,7 @@ def main() -> None:
     parts = set(args.parts.split(","))
     torch.manual_seed(0)
     lm = load_model(args.model, device=args.device)
-    env = environment(lm)
+    env = environment(str(lm.device))
     if "matmul" in parts:
         print(json.dumps({**matmul_line(lm), **env}), flush=True)
     if not parts & {"fp8", "phases"}:
@@ -254,7 +232,10 @@ def main() -> None:
         return
     phases(lm, fast, images[:2], labels[:2], 2)  # warm-up
     for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-        print(json.dumps({**phases_line(lm, fast, images, labels, batch_size), **env}), flush=True)
+        print(
+            json.dumps({**phases_line(lm, fast, images, labels, batch_size, env["device_name"]), **env}),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

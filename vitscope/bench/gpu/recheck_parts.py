@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
 from vitscope.bench.common import once_timed as timed
 from vitscope.vit.models import LoadedModel, load_model
-
-T = TypeVar("T")
 
 
 def main() -> None:
@@ -75,16 +73,8 @@ def one_batch(
     out: dict[str, float | torch.Tensor] = {}
     clean, out["clean_s"] = timed(lambda: hi.clean_pass(lm, pixels, target, False), device)
     grid = hi._Grid((clean.size, lm.num_layers, lm.num_heads), device)
-    pairs = hi._all_pairs(clean.size, lm.num_heads, device)
     cuts, cuts32 = once.of(fast), once.of(lm)
-
-    def resumed(model: LoadedModel, into: Any, model_cuts: Any) -> None:
-        for layer in range(lm.num_layers):
-            cache = hi.layer_cache(clean, layer, model.dtype)
-            for s, h in hi._chunks(*pairs, 1024):
-                into.fill(layer, s, h, hi.ablate_pairs(model, layer, clean, s, h, cache, model_cuts))
-
-    _, out["resumed_s"] = timed(lambda: resumed(fast, grid, cuts), device)
+    _, out["resumed_s"] = timed(lambda: hi.ablate_every_copy(fast, clean, grid, 1024, cuts), device)
     m16 = grid.values["margin"].clone()
     bound, out["clean_error_s"] = timed(lambda: hi._clean_error(fast, clean), device)
     near = m16.abs() <= hi.RECHECK_FACTOR * bound
@@ -97,7 +87,7 @@ def one_batch(
         out["near_after_tf32"] = float(near.sum())
     _, out["fp32_s"] = timed(lambda: hi._rerun(lm, clean, grid, near, 1024, cuts32), device)
     exact = hi._Grid((clean.size, lm.num_layers, lm.num_heads), device)  # every copy in float32
-    resumed(lm, exact, cuts32)
+    hi.ablate_every_copy(lm, clean, exact, 1024, cuts32)
     m32 = exact.values["margin"]
     err = (m16 - m32).abs()
     per_image = _per_image_error(fast, clean)[:, None, None]

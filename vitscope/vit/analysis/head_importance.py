@@ -549,6 +549,16 @@ def _all_pairs(batch: int, n_heads: int, device: torch.device) -> tuple[torch.Te
     return samples, heads
 
 
+def ablate_every_copy(model: LoadedModel, clean: CleanPass, grid: _Grid, chunk_size: int, cuts: Cuts) -> None:
+    """Ablate every head of every layer on `clean`'s images in `model` (its dtype, with `cuts`), in
+    resumed passes of `chunk_size` copies, filling `grid` with the outcomes."""
+    pairs = _all_pairs(clean.size, model.num_heads, clean.device)
+    for layer in range(model.num_layers):
+        cache = layer_cache(clean, layer, model.dtype)
+        for samples, heads in _chunks(*pairs, chunk_size):
+            grid.fill(layer, samples, heads, ablate_pairs(model, layer, clean, samples, heads, cache, cuts))
+
+
 def ablate_batch(
     lm: LoadedModel,
     fast: LoadedModel,
@@ -564,15 +574,8 @@ def ablate_batch(
     probed `Cuts` (default: probed for this batch alone).
     """
     grid = _Grid((clean.size, lm.num_layers, lm.num_heads), clean.device)
-    pairs = _all_pairs(clean.size, lm.num_heads, clean.device)
     once = cuts or CutsOnce()
-    cuts_fast = once.of(fast)
-    for layer in range(lm.num_layers):
-        cache = layer_cache(clean, layer, fast.dtype)
-        for samples, heads in _chunks(*pairs, chunk_size):
-            grid.fill(
-                layer, samples, heads, ablate_pairs(fast, layer, clean, samples, heads, cache, cuts_fast)
-            )
+    ablate_every_copy(fast, clean, grid, chunk_size, once.of(fast))
     decisions = "margin" in grid.values
     rechecked = 0
     if recheck and decisions and fast is not lm:
